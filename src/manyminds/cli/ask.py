@@ -1,0 +1,130 @@
+"""`manyminds ask`: one question to the council, shown live, stored, and printed as a verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from .common import echo_json, fail, stdout_is_terminal
+
+
+def read_question(words: tuple[str, ...]) -> str:
+    """The question from the arguments, or from stdin when none are given (or `-`).
+
+    Stdin must be UTF-8: bytes that are not are refused with their position, not guessed at.
+    """
+    from ..errors import InputError
+
+    if words and words != ("-",):
+        question = " ".join(words)
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError as exc:  # undecodable argv bytes arrive as lone surrogates
+            raise InputError(f"The question is not valid UTF-8 (at character {exc.start}).") from None
+        return question
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError('No question given. Usage: manyminds ask "Who wrote Hamlet?" (or pipe it on stdin)')
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"The question on stdin is not valid UTF-8: byte 0x{data[exc.start]:02x} at position {exc.start} "
+            f"cannot be decoded. Convert it first, e.g. iconv -f latin1 -t utf-8."
+        ) from None
+
+
+@click.command()
+@click.argument("question", nargs=-1)
+@click.option("-c", "--council", "council_name", help="Council from the settings file (default: the default council).")
+@click.option("-m", "--model", "models", multiple=True, help="Ask these models instead of a council (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option("--no-store", is_flag=True, help="Do not store the run in the database.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds each member may take (overrides settings).")
+@click.option("--quorum", type=click.IntRange(min=1), help="Members that must answer (overrides settings).")
+def ask(question, council_name, models, as_json, no_store, timeout, quorum) -> None:  # noqa: ANN001
+    """Ask the council QUESTION (or read it from stdin).
+
+    Every member answers concurrently; their answers are compared, a chair writes one answer
+    with a confidence derived from the members' agreement, and the run is stored.
+    """
+    from ..api import _record_setup_failure, resolve_council
+    from ..config import load_settings
+    from ..errors import ManymindsError
+    from ..pipeline.council import run_council
+    from ..store import RunRecorder, open_db
+
+    recorder = None if no_store else RunRecorder(open_db())
+    try:
+        settings = load_settings()
+        question_text = read_question(question)
+    except ManymindsError as exc:
+        _record_setup_failure(recorder, _raw_question(question), council_name or "default", exc)
+        fail(exc, as_json=as_json)
+    try:
+        council = resolve_council(settings, council_name, list(models) or None)
+    except ManymindsError as exc:
+        _record_setup_failure(recorder, question_text, council_name or settings.default_council, exc)
+        fail(exc, as_json=as_json)
+    overrides = {}
+    if timeout:
+        overrides["timeout"] = timeout
+    if quorum:
+        if quorum > len(council.members):
+            exc = _quorum_error(quorum, len(council.members))
+            _record_setup_failure(recorder, question_text, council.name, exc)
+            fail(exc, as_json=as_json)
+        overrides["quorum"] = quorum
+    if overrides:
+        council.settings = council.settings.model_copy(update=overrides)
+
+    live = stdout_is_terminal() and not as_json
+    try:
+        verdict = asyncio.run(_run(question_text, council, recorder, live))
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; the run is stored as incomplete.", err=True)
+        sys.exit(130)
+
+    if as_json:
+        echo_json(verdict.model_dump())
+    elif live:
+        from rich.console import Console
+
+        from .render import render_verdict
+
+        Console().print(render_verdict(verdict))
+    else:
+        from .render import plain_verdict
+
+        click.echo(plain_verdict(verdict))
+
+
+async def _run(question, council, recorder, live: bool):  # noqa: ANN001, ANN202
+    from ..pipeline.council import run_council
+
+    try:
+        if not live:
+            return await run_council(question, council, recorder=recorder)
+        from rich.live import Live
+
+        from .render import LiveState
+
+        state = LiveState()
+        with Live(get_renderable=state.renderable, refresh_per_second=8, transient=False):
+            return await run_council(question, council, recorder=recorder, emit=state.handle)
+    finally:
+        await council.aclose()
+
+
+def _raw_question(words: tuple[str, ...]) -> str:
+    return " ".join(words).encode("utf-8", "backslashreplace").decode("utf-8") if words else "<stdin>"
+
+
+def _quorum_error(quorum: int, members: int):  # noqa: ANN202
+    from ..errors import InputError
+
+    return InputError(f"--quorum {quorum} is larger than the council's {members} members.")

@@ -1,0 +1,35 @@
+"""Helpers shared by the CLI commands: error reporting and output mode."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def fail(exc: Exception, *, as_json: bool = False) -> NoReturn:
+    """Report a manyminds error precisely and exit with its code."""
+    from ..errors import ManymindsError
+
+    code = exc.exit_code if isinstance(exc, ManymindsError) else 1
+    run_id = getattr(exc, "run_id", None)
+    if as_json:
+        doc: dict[str, Any] = {"error": exc.to_dict() if isinstance(exc, ManymindsError) else {"type": type(exc).__name__, "message": str(exc)}}
+        if run_id:
+            doc["run_id"] = run_id
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    message = f"Error: {exc}"
+    if run_id and "stored as" not in str(exc):
+        message += f"\n(run {run_id} stored as failed)"
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,157 @@
+"""How a run looks in a terminal: a live panel per member while it runs, then the agreement and
+the verdict. Plain text for pipes and files. Both read the pipeline's own events and `Verdict`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..pipeline.events import Event
+from ..pipeline.verdict import Verdict
+
+STATUS_STYLE = {
+    "waiting": "dim",
+    "streaming": "cyan",
+    "retrying": "yellow",
+    "ok": "green",
+    "failed": "red",
+    "timeout": "red",
+}
+
+
+@dataclass
+class MemberView:
+    name: str
+    model: str = ""
+    status: str = "waiting"
+    text: str = ""
+    started: float | None = None
+    latency_s: float | None = None
+    tokens: int | None = None
+    note: str = ""
+
+
+@dataclass
+class LiveState:
+    """Folds events into what the live view shows."""
+
+    members: dict[str, MemberView] = field(default_factory=dict)
+    stage: str = "starting"
+    run_id: str = ""
+
+    def handle(self, event: Event) -> None:
+        data = event.data
+        if event.kind == "run_started":
+            self.run_id = event.run_id
+            for m in data.get("council", {}).get("members", []):
+                self.members[m["name"]] = MemberView(m["name"], m.get("model", ""))
+        elif event.kind == "stage_started":
+            self.stage = event.stage or ""
+        elif event.member and event.member in self.members:
+            view = self.members[event.member]
+            if event.kind == "member_started":
+                view.status, view.started = "streaming", time.perf_counter()
+            elif event.kind == "member_delta":
+                view.status = "streaming"
+                view.text += data.get("text", "")
+            elif event.kind == "member_retry":
+                view.status, view.text = "retrying", ""
+                view.note = f"retry {data.get('attempt')}: {data.get('cause', '')}"
+            elif event.kind in ("member_done", "member_failed"):
+                answer = data.get("answer", {})
+                view.status = answer.get("status", "ok")
+                view.latency_s = answer.get("latency_s")
+                view.tokens = (answer.get("usage") or {}).get("output_tokens")
+                if answer.get("text"):
+                    view.text = answer["text"]
+                if answer.get("error"):
+                    view.note = answer["error"].get("cause") or answer["error"].get("message", "")
+
+    def renderable(self) -> Any:
+        from rich.columns import Columns
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.text import Text
+
+        panels = []
+        for view in self.members.values():
+            elapsed = view.latency_s
+            if elapsed is None and view.started is not None:
+                elapsed = time.perf_counter() - view.started
+            meta = [view.status]
+            if elapsed is not None:
+                meta.append(f"{elapsed:.1f}s")
+            if view.tokens is not None:
+                meta.append(f"{view.tokens} tok")
+            body = Text(view.text[-600:] or "…", style="" if view.status != "waiting" else "dim")
+            if view.note:
+                body.append(f"\n{view.note}", style="red" if view.status in ("failed", "timeout") else "yellow")
+            panels.append(
+                Panel(
+                    body,
+                    title=f"[bold]{view.name}[/] [dim]{view.model}[/]",
+                    subtitle=" · ".join(meta),
+                    border_style=STATUS_STYLE.get(view.status, "white"),
+                    width=44,
+                )
+            )
+        return Group(Text(f"stage: {self.stage}", style="dim"), Columns(panels))
+
+
+def render_verdict(verdict: Verdict) -> Any:
+    """The agreement table and the verdict panel, for a terminal."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    agreement = Table(title="Agreement", show_lines=False)
+    agreement.add_column("answer")
+    agreement.add_column("members")
+    agreement.add_column("share", justify="right")
+    for c in verdict.agreement.clusters:
+        agreement.add_row(c.answer, ", ".join(c.members), f"{c.share:.0%}")
+    for m in verdict.members:
+        if not m.ok:
+            agreement.add_row(Text(f"({m.status})", style="red"), m.member, "—")
+
+    body = Text()
+    body.append(verdict.answer + "\n\n")
+    body.append(f"Confidence {verdict.confidence:.0%}", style="bold")
+    body.append(f" — {verdict.confidence_explanation}\n", style="dim")
+    if verdict.dissent:
+        body.append("\nDissent:\n", style="bold")
+        for d in verdict.dissent:
+            body.append(f"  • {d.answer!r}: {', '.join(d.members)} ({d.share:.0%})\n")
+    for w in verdict.warnings:
+        body.append(f"\n⚠ {w}", style="yellow")
+    cost = f" · ${verdict.cost_usd:.4f}" if verdict.cost_usd is not None else ""
+    footer = (
+        f"run {verdict.run_id} · {verdict.usage.total_tokens} tokens{cost} · "
+        + " · ".join(f"{k} {v:.1f}s" for k, v in verdict.timings.items())
+    )
+    return Group(agreement, Panel(body, title="Verdict", subtitle=footer, border_style="green"))
+
+
+def plain_verdict(verdict: Verdict) -> str:
+    """The verdict as plain text, for pipes and files."""
+    lines = [f"Answer: {verdict.answer}"]
+    if verdict.short_answer:
+        lines.append(f"Short answer: {verdict.short_answer}")
+    lines.append(f"Confidence: {verdict.confidence:.2f} ({verdict.confidence_explanation})")
+    if verdict.dissent:
+        lines.append("Dissent:")
+        lines += [f"  - {d.answer}: {', '.join(d.members)} ({d.share:.0%})" for d in verdict.dissent]
+    lines.append("Members:")
+    for m in verdict.members:
+        if m.ok:
+            lines.append(f"  - {m.member} ({m.model}, {m.latency_s:.1f}s, {m.usage.total_tokens} tokens): {m.short_answer}")
+            lines.append("      " + m.text.replace("\n", "\n      "))
+        else:
+            lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
+    for w in verdict.warnings:
+        lines.append(f"Warning: {w}")
+    cost = f", ${verdict.cost_usd:.4f}" if verdict.cost_usd is not None else ""
+    lines.append(f"Run: {verdict.run_id} ({verdict.usage.total_tokens} tokens{cost}, {verdict.timings.get('total', 0):.1f}s)")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""`manyminds runs`: the stored runs — list, show, export."""
+
+from __future__ import annotations
+
+import click
+
+from .common import echo_json, fail, stdout_is_terminal
+
+
+@click.group()
+def runs() -> None:
+    """List, show and export stored runs."""
+
+
+@runs.command("list")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--status", type=click.Choice(["running", "complete", "incomplete", "failed"]))
+@click.option("-q", "--search", help="Only runs whose question contains this text.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def runs_list(limit: int, status: str | None, search: str | None, as_json: bool) -> None:
+    """List the most recent runs."""
+    from ..store import list_runs, open_db
+
+    rows = list_runs(open_db(), limit=limit, status=status, search=search)
+    if as_json:
+        echo_json(rows)
+        return
+    if stdout_is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("id", "created", "status", "confidence", "question", "answer")
+        for r in rows:
+            conf = f"{r['confidence']:.0%}" if r.get("confidence") is not None else ""
+            table.add_row(r["id"], r["created_at"], r["status"], conf, _cut(r["question"], 50), _cut(r.get("short_answer") or r.get("answer") or "", 40))
+        Console().print(table)
+    else:
+        for r in rows:
+            conf = f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-"
+            click.echo(f"{r['id']}\t{r['created_at']}\t{r['status']}\t{conf}\t{_cut(r['question'], 80)}")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show one run (an id or a unique prefix of one)."""
+    from ..errors import ManymindsError
+    from ..pipeline.verdict import Verdict
+    from ..store import export_run, open_db
+
+    try:
+        doc = export_run(open_db(), run_id)
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        echo_json(doc)
+        return
+    verdict_doc = doc.get("verdict")
+    if verdict_doc:
+        verdict = Verdict(**verdict_doc)
+        if stdout_is_terminal():
+            from rich.console import Console
+
+            from .render import render_verdict
+
+            Console().print(f"[bold]{verdict.question}[/]")
+            Console().print(render_verdict(verdict))
+        else:
+            from .render import plain_verdict
+
+            click.echo(f"Question: {verdict.question}")
+            click.echo(plain_verdict(verdict))
+        return
+    click.echo(f"Run {doc['id']} — {doc['status']}")
+    click.echo(f"Question: {doc['question']}")
+    if doc.get("error"):
+        click.echo(f"Error: {doc['error'].get('message', doc['error'])}")
+    for m in doc.get("members", []):
+        detail = m.get("short_answer") or (m.get("error") or {}).get("message", "") or m.get("text", "")
+        click.echo(f"  - {m['member']} ({m['model']}): {m['status']}: {_cut(detail, 200)}")
+
+
+@runs.command("export")
+@click.argument("run_id", required=False)
+@click.option("--all", "export_everything", is_flag=True, help="Export every run (JSON lines).")
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON output (the only format).")
+def runs_export(run_id: str | None, export_everything: bool, as_json: bool) -> None:
+    """Export a run (or --all runs) as JSON."""
+    import json
+
+    from ..errors import InputError, ManymindsError
+    from ..store import export_run, list_runs, open_db
+
+    db = open_db()
+    try:
+        if export_everything:
+            for row in list_runs(db, limit=1_000_000):
+                click.echo(json.dumps(export_run(db, row["id"]), ensure_ascii=False, default=str))
+            return
+        if not run_id:
+            raise InputError("Name a run id (see `manyminds runs list`) or pass --all.")
+        echo_json(export_run(db, run_id))
+    except ManymindsError as exc:
+        fail(exc, as_json=True)
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,153 @@
+"""Fan-out: every member answers the question concurrently, streaming as it goes.
+
+One loop serves every strategy. Each member call is bounded by the member's timeout (which
+covers its retries), retried on 429 / 5xx / dropped connections with backoff, and limited by a
+per-provider concurrency cap. A member that fails is recorded with its cause; whether the run can
+go on is the caller's decision (the quorum).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ..config import MemberSettings
+from ..errors import ContextTooLong, ManymindsError, ModelError, ModelTimeout
+from ..models.base import Completion, Message, Model, ModelOptions, Timer
+from ..models.retry import ProviderLimiter, call_with_retries
+from .events import Event, EventSink, ignore_event
+from .verdict import MemberAnswer, UsageOut
+
+
+@dataclass
+class Member:
+    """A council seat: the settings plus the model that fills it."""
+
+    settings: MemberSettings
+    model: Model
+    max_concurrency: int = 8
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def weight(self) -> float:
+        return self.settings.weight
+
+    def messages(self, question: str) -> list[Message]:
+        out = []
+        if self.settings.system:
+            out.append(Message(role="system", content=self.settings.system))
+        out.append(Message(role="user", content=question))
+        return out
+
+    def options(self) -> ModelOptions:
+        s = self.settings
+        return ModelOptions(temperature=s.temperature, max_tokens=s.max_tokens, top_p=s.top_p, seed=s.seed)
+
+    def prompt_tokens(self, question: str) -> int:
+        return sum(self.model.count_tokens(m.content) for m in self.messages(question)) + 16
+
+
+def check_context(question: str, members: list[Member]) -> None:
+    """Refuse, before any call, a question that does not fit a member's context window."""
+    for member in members:
+        limit = member.model.context_window
+        if not limit:
+            continue
+        needed = member.prompt_tokens(question) + (member.settings.max_tokens or 0)
+        if needed > limit:
+            raise ContextTooLong(member.name, member.model.name, needed, limit)
+
+
+def usage_out(completion: Completion | None) -> UsageOut:
+    if completion is None:
+        return UsageOut()
+    return UsageOut(**completion.usage.to_dict())
+
+
+@dataclass
+class FanOut:
+    timeout: float
+    retries: int = 2
+    limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
+    emit: EventSink = ignore_event
+    run_id: str = ""
+    stage: str = "fan_out"
+
+    async def run(self, question: str, members: list[Member]) -> list[MemberAnswer]:
+        return list(await asyncio.gather(*(self.one(question, m) for m in members)))
+
+    async def one(self, question: str, member: Member, messages: list[Message] | None = None) -> MemberAnswer:
+        messages = messages or member.messages(question)
+        options = member.options()
+        timeout = member.settings.timeout or self.timeout
+        model = member.model
+        attempts = 0
+        timer = Timer()
+
+        def emit(kind: str, **data) -> None:  # noqa: ANN003
+            self.emit(Event(kind, run_id=self.run_id, stage=self.stage, member=member.name, data=data))
+
+        async def attempt() -> Completion:
+            nonlocal attempts
+            attempts += 1
+            async with self.limiter.slot(model.provider, member.max_concurrency):
+                completion: Completion | None = None
+                async for chunk in model.stream(messages, options):
+                    if chunk.delta:
+                        emit("member_delta", text=chunk.delta)
+                    if chunk.completion is not None:
+                        completion = chunk.completion
+                if completion is None:
+                    raise ModelError("the stream ended without a final completion", provider=model.provider, model=model.name)
+                return completion
+
+        def on_retry(attempt_no: int, err: ModelError, delay: float) -> None:
+            # Front ends drop the text streamed so far: the next attempt starts afresh.
+            emit("member_retry", attempt=attempt_no, cause=err.cause, delay_s=round(delay, 3))
+
+        emit("member_started", model=model.name)
+        try:
+            async with asyncio.timeout(timeout):
+                completion = await call_with_retries(attempt, retries=self.retries, on_retry=on_retry)
+        except TimeoutError:
+            err = ModelTimeout(f"no complete answer within {timeout:g} s", provider=model.provider, model=model.name)
+            return self._failed(member, err, "timeout", attempts, timer.elapsed, emit)
+        except ModelError as err:
+            return self._failed(member, err, "failed", attempts, timer.elapsed, emit)
+        except ManymindsError as err:  # e.g. a local model package that is missing
+            wrapped = ModelError(str(err), provider=model.provider, model=model.name)
+            return self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit)
+
+        answer = MemberAnswer(
+            member=member.name,
+            model=model.name,
+            status="ok",
+            text=completion.text.strip(),
+            finish_reason=completion.finish_reason,
+            usage=usage_out(completion),
+            latency_s=round(timer.elapsed, 4),
+            cost_usd=model.cost_usd(completion.usage),
+            attempts=attempts,
+        )
+        if not answer.text:
+            err = ModelError("the model returned an empty answer", provider=model.provider, model=model.name)
+            return self._failed(member, err, "failed", attempts, timer.elapsed, emit, usage=answer.usage)
+        emit("member_done", answer=answer.model_dump())
+        return answer
+
+    def _failed(self, member, err, status, attempts, elapsed, emit, usage=None) -> MemberAnswer:  # noqa: ANN001
+        err.with_member(member.name)
+        answer = MemberAnswer(
+            member=member.name,
+            model=member.model.name,
+            status=status,
+            error=err.to_dict(),
+            usage=usage or UsageOut(),
+            latency_s=round(elapsed, 4),
+            attempts=max(attempts, 1),
+        )
+        emit("member_failed", answer=answer.model_dump())
+        return answer

@@ -1,0 +1,213 @@
+"""Orchestration on `ScriptedModel`: fan-out, quorum, compare, anonymised chair, confidence,
+dissent, events and storage — fast and deterministic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import manyminds
+from manyminds.config import CouncilSettings, MemberSettings, Settings
+from manyminds.errors import ContextTooLong, InputError, ModelError, QuorumNotMet, RateLimited, ServerError
+from manyminds.models.testing import ScriptedModel
+from manyminds.pipeline.council import Council, run_council
+from manyminds.pipeline.fanout import Member
+from manyminds.store import RunRecorder, export_run, open_db
+
+
+def make_council(scripts: dict[str, object], *, chair: object = "William Shakespeare wrote Hamlet.", quorum: int = 2,
+                 timeout: float = 5.0, delays: dict[str, float] | None = None, weights: dict[str, float] | None = None,
+                 context_window: int = 8192) -> Council:
+    delays = delays or {}
+    weights = weights or {}
+    members = []
+    for name, script in scripts.items():
+        ms = MemberSettings(name=name, model=f"scripted/{name}", temperature=0.0, max_tokens=100,
+                            weight=weights.get(name, 1.0))
+        model = ScriptedModel(name, script, delay=delays.get(name, 0.0), chunk_size=5, context_window=context_window)
+        members.append(Member(settings=ms, model=model))
+    settings = CouncilSettings(members=[m.settings for m in members], quorum=quorum, timeout=timeout,
+                               retries=2, short_answer="heuristic")
+    chair_model = ScriptedModel("chair", chair)
+    return Council("test", settings, members, "chair", chair_model)
+
+
+HAMLET = {
+    "alpha": "William Shakespeare",
+    "beta": "Shakespeare wrote Hamlet.",
+    "gamma": "Christopher Marlowe",
+}
+
+
+async def test_majority_answer_confidence_and_dissent():
+    verdict = await run_council("Who wrote Hamlet?", make_council(HAMLET))
+    assert "Shakespeare" in verdict.answer
+    assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
+    assert len(verdict.dissent) == 1
+    assert verdict.dissent[0].members == ["gamma"]
+    assert "Marlowe" in verdict.dissent[0].answer
+    top = verdict.agreement.clusters[0]
+    assert sorted(top.members) == ["alpha", "beta"]
+    assert verdict.agreement.members == ["alpha", "beta", "gamma"]
+    matrix = verdict.agreement.matrix
+    assert matrix[0][1] >= 0.8 and matrix[0][2] < 0.5
+    assert [m.status for m in verdict.members] == ["ok", "ok", "ok"]
+    assert set(verdict.timings) >= {"fan_out", "compare", "synthesize", "total"}
+    assert verdict.usage.total_tokens > 0
+
+
+async def test_weights_change_the_confidence():
+    council = make_council(HAMLET, weights={"gamma": 3.0}, chair="Christopher Marlowe")
+    verdict = await run_council("Who wrote Hamlet?", council)
+    assert verdict.short_answer and "Marlowe" in verdict.short_answer
+    assert verdict.confidence == pytest.approx(3 / 5, abs=1e-3)
+
+
+async def test_chair_sees_anonymised_answers_only():
+    council = make_council(HAMLET)
+    verdict = await run_council("Who wrote Hamlet?", council)
+    prompt = " ".join(m.content for m in council.chair_model.calls[0])
+    for name in HAMLET:
+        assert name not in prompt
+        assert f"scripted/{name}" not in prompt
+    assert 'label="A"' in prompt and 'label="C"' in prompt
+    assert "quoted data" in prompt
+
+
+async def test_member_timeout_is_recorded_and_quorum_carries_on():
+    council = make_council(HAMLET, timeout=0.3, delays={"gamma": 5.0})
+    start = time.perf_counter()
+    verdict = await run_council("Who wrote Hamlet?", council)
+    assert time.perf_counter() - start < 3
+    gamma = next(m for m in verdict.members if m.member == "gamma")
+    assert gamma.status == "timeout"
+    assert "0.3 s" in gamma.error["message"] and "gamma" in gamma.error["message"]
+    # The failed member counts against the confidence: 2 of 3 seats agree.
+    assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
+    assert any("did not answer" in w for w in verdict.warnings)
+
+
+async def test_every_member_failing_lists_each_cause_and_is_stored(tmp_path):
+    scripts = {
+        "alpha": ModelError("authentication failed (HTTP 401)", provider="openai", model="openai/x"),
+        "beta": RuntimeError_to_model_error("boom"),
+        "gamma": "fine",
+    }
+    council = make_council(scripts, timeout=0.2, delays={"gamma": 3})
+    db = open_db(tmp_path / "runs.db")
+    with pytest.raises(QuorumNotMet) as info:
+        await run_council("Who wrote Hamlet?", council, recorder=RunRecorder(db))
+    message = str(info.value)
+    assert "alpha" in message and "authentication failed" in message
+    assert "beta" in message and "boom" in message
+    assert "gamma" in message and "0.2 s" in message
+    doc = export_run(db, info.value.run_id)
+    assert doc["status"] == "failed"
+    assert {m["member"]: m["status"] for m in doc["members"]} == {"alpha": "failed", "beta": "failed", "gamma": "timeout"}
+
+
+def RuntimeError_to_model_error(text: str) -> ModelError:  # noqa: N802 - reads as a description
+    return ModelError(text, provider="scripted", model="scripted/beta")
+
+
+async def test_retries_on_429_and_500_then_success():
+    flaky = [RateLimited("rate limited (HTTP 429)", retry_after=0.05, provider="scripted"),
+             ServerError("HTTP 500", provider="scripted"), "William Shakespeare"]
+    council = make_council({"alpha": flaky, "beta": "Shakespeare", "gamma": "Marlowe"})
+    events = []
+    verdict = await run_council("Who wrote Hamlet?", council, emit=events.append)
+    alpha = next(m for m in verdict.members if m.member == "alpha")
+    assert alpha.status == "ok" and alpha.attempts == 3
+    assert [e.data["attempt"] for e in events if e.kind == "member_retry" and e.member == "alpha"] == [1, 2]
+
+
+async def test_non_retryable_error_is_not_retried():
+    council = make_council({"alpha": [ModelError("model not found", provider="scripted"), "x"], "beta": "y", "gamma": "y"})
+    verdict = await run_council("Q?", council)
+    alpha = next(m for m in verdict.members if m.member == "alpha")
+    assert alpha.status == "failed" and alpha.attempts == 1
+
+
+async def test_chair_failure_falls_back_to_best_supported_answer():
+    council = make_council(HAMLET, chair=ModelError("HTTP 500", provider="scripted"))
+    verdict = await run_council("Who wrote Hamlet?", council)
+    assert verdict.chair.status == "failed"
+    assert "Shakespeare" in verdict.answer
+    assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
+    assert any("Chair failed" in w for w in verdict.warnings)
+
+
+async def test_chair_answer_matching_no_member_gets_no_support():
+    council = make_council(HAMLET, chair="Francis Bacon")
+    verdict = await run_council("Who wrote Hamlet?", council)
+    assert verdict.confidence == 0.0
+    assert len(verdict.dissent) == 2
+    assert any("matches no member" in w for w in verdict.warnings)
+
+
+async def test_events_cover_the_whole_run():
+    events = []
+    await run_council("Who wrote Hamlet?", make_council(HAMLET), emit=events.append)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "verdict"
+    assert kinds.count("member_done") == 3
+    assert kinds.count("member_delta") >= 3
+    streamed = "".join(e.data["text"] for e in events if e.kind == "member_delta" and e.member == "beta")
+    assert streamed == HAMLET["beta"]
+    stages = [e.stage for e in events if e.kind == "stage_done"]
+    assert stages == ["fan_out", "compare", "synthesize"]
+    assert len({e.run_id for e in events}) == 1
+
+
+async def test_fan_out_is_concurrent():
+    council = make_council(HAMLET, delays={"alpha": 0.4, "beta": 0.4, "gamma": 0.4})
+    start = time.perf_counter()
+    await run_council("Who wrote Hamlet?", council)
+    assert time.perf_counter() - start < 1.0  # three 0.4 s members, concurrently
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t "])
+async def test_empty_question_is_refused_and_stored(tmp_path, question):
+    db = open_db(tmp_path / "runs.db")
+    with pytest.raises(InputError, match="empty"):
+        await run_council(question, make_council(HAMLET), recorder=RunRecorder(db))
+    doc = export_run(db, db["runs"].rows.__next__()["id"])
+    assert doc["status"] == "failed" and "empty" in doc["error"]["message"]
+
+
+async def test_question_longer_than_the_smallest_context_names_member_and_limit(tmp_path):
+    council = make_council(HAMLET, context_window=256)
+    db = open_db(tmp_path / "runs.db")
+    with pytest.raises(ContextTooLong) as info:
+        await run_council("why? " * 400, council, recorder=RunRecorder(db))
+    assert "256" in str(info.value) and "alpha" in str(info.value)
+    assert list(db["runs"].rows)[0]["status"] == "failed"
+
+
+async def test_run_is_stored_with_members_stages_and_verdict(tmp_path):
+    db = open_db(tmp_path / "runs.db")
+    verdict = await run_council("Who wrote Hamlet?", make_council(HAMLET), recorder=RunRecorder(db))
+    doc = export_run(db, verdict.run_id)
+    assert doc["status"] == "complete"
+    assert doc["verdict"]["answer"] == verdict.answer
+    assert len(doc["members"]) == 3
+    assert {s["stage"] for s in doc["stages"]} >= {"fan_out", "compare", "synthesize"}
+
+
+def test_sync_and_async_api_agree(monkeypatch):
+    ScriptedModel.register_script("s-one", "Paris")
+    ScriptedModel.register_script("s-two", "Paris, France")
+    ScriptedModel.register_script("s-three", "Lyon")
+    council = CouncilSettings(
+        members=[MemberSettings(name=n, model=f"scripted/s-{n}") for n in ("one", "two", "three")],
+        quorum=2, short_answer="heuristic",
+    )
+    settings = Settings(default_council="t", councils={"t": council})
+    sync = manyminds.ask("What is the capital of France?", settings=settings)
+    asynchronous = asyncio.run(manyminds.aask("What is the capital of France?", settings=settings))
+    strip = lambda v: v.model_dump(exclude={"run_id", "timings", "created_at", "members", "chair"})  # noqa: E731
+    assert strip(sync) == strip(asynchronous)
+    assert sync.short_answer and "Paris" in sync.short_answer
+    assert sync.confidence == pytest.approx(2 / 3, abs=1e-3)
