@@ -257,6 +257,15 @@ HEURISTIC = [
     ("<think>hmm, 2+2</think>The answer is 4.", "What is 2+2?", "4"),
     ("## Answer\n\n**Jupiter** is the largest planet.", "Which planet is the largest?", "Jupiter"),
     ("The answer is $\\boxed{17}$.", "", "17"),
+    ("I’m fairly sure it’s Canberra.", "What is the capital of Australia?", "Canberra"),
+    # Real SmolLM2-135M answers (temperature 0), as the fallback sees them.
+    ("The Mona Lisa is attributed to Leonardo da Vinci, but it's also believed to be a work by a different artist.",
+     "Who painted the Mona Lisa?", "Leonardo da Vinci"),
+    ("12 times 12 is equal to 120.", "What is 12 times 12?", "120"),
+    ("The chemical symbol for gold is Au. It is a metal that is used to make coins.",
+     "What is the chemical symbol for gold?", "Au"),
+    ("The end of World War II was marked by a global conflict that lasted from 1945 to 1945.",
+     "In which year did World War II end?", "1945"),
 ]
 
 
@@ -285,6 +294,8 @@ def test_heuristic_on_empty_text():
         ("12", "Twelve is the answer.", True),
         ("144", "12 times 12 is 144.", True),
         ("124", "12 times 12 is 144.", False),
+        ("8 legs", "A spider has eight legs.", True),
+        ("8 eyes", "A spider has eight legs.", False),
         ("No", "The Earth isn't flat.", True),
         ("Yes", "The Earth isn't flat.", False),
         ("Paris, France", "The capital is Paris.", False),  # half its words are invented
@@ -384,7 +395,7 @@ async def test_json_member_text_needs_no_call():
 async def test_modes_decide_when_to_call():
     short = member("s", "Shakespeare.")
     long = member("l", LONG)
-    models = {"s": ScriptedModel("s", '{"answer": "Shakespeare"}'), "l": ScriptedModel("l", '{"answer": "Shakespeare"}')}
+    models = {n: ScriptedModel(n, '{"answer": "Shakespeare"}') for n in ("s", "l")}
     out = await extract_short_answers(QUESTION, [short, long], models, "heuristic")
     assert [a.short_answer_method for a in out] == ["heuristic", "heuristic"]
     assert models["s"].calls == [] and models["l"].calls == []
@@ -542,7 +553,8 @@ class _ServedModel(Model):
         body = {"messages": [m.model_dump() for m in messages], "temperature": options.temperature or 0.0,
                 "max_tokens": options.max_tokens or 64}
         if options.json_schema:
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "a", "schema": options.json_schema}}
+            schema = {"name": "a", "schema": options.json_schema}
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
         async with httpx.AsyncClient(timeout=120) as client:
             data = (await client.post(f"{self.url}/v1/chat/completions", json=body)).json()
         usage = data.get("usage") or {}

@@ -308,7 +308,9 @@ def test_fail_and_mark_incomplete_keep_what_was_stored(db):
     with pytest.raises(ValueError, match="verdict is for run"):
         recorder.finish(stopped, make_verdict(run_id="01SOMEOTHERRUN000000000000"))
     with pytest.raises(InputError):
-        recorder.start("   ", "local")
+        recorder.start(b"not text", "local")
+    # An empty question is recorded (the pipeline then fails that run with the reason).
+    assert recorder.start("   ", "local")
     with pytest.raises(ValueError, match="ULID"):
         recorder.start("q?", "local", run_id="run-1")
 

@@ -6,8 +6,8 @@ far two short answers agree, and cluster members that gave the same answer.
 
 Clustering rule: average-link agglomeration. Two clusters merge when the mean similarity over
 all member pairs between them is ≥ `threshold` (0.8 by default) and no single pair is below
-threshold/2 (a veto). Merges happen best-first, so "Paris" / "Paris, Texas" / "Texas" cannot
-chain into one cluster the way single-link union-find would, and two different numbers
+threshold/2 (a veto). Merges happen best-first. Unlike single-link union-find, A ~ B and
+B ~ C do not pull A and C together when A and C disagree, and two different numbers
 (similarity 0) never share a cluster. The representative answer is the most central member's
 (the largest weighted similarity to the rest of its cluster; then the heavier member; then
 input order).
@@ -250,7 +250,8 @@ def compare(
             )
         )
     order = {m: i for i, m in enumerate(members)}
-    clusters.sort(key=lambda c: (-c.weight, -len(c.members), order[c.members[0]]))
+    # Heaviest first; rounding keeps float noise (0.1 + 0.2) from breaking a tie by accident.
+    clusters.sort(key=lambda c: (-round(c.weight, 9), -len(c.members), order[c.members[0]]))
     for i, c in enumerate(clusters):
         c.id = i  # ids are positions in the heaviest-first list
     return Agreement(members=members, matrix=matrix, clusters=clusters)
@@ -313,8 +314,8 @@ async def extract_short_answers(
     usage: dict[str, dict[str, int]] = {}
     pending: list[tuple[int, Model]] = []
     for i, answer in enumerate(results):
-        if not answer.ok:
-            continue
+        if not answer.ok or not answer.text.strip():
+            continue  # nothing to extract from: the heuristic below leaves it at "none"
         from_json = json_short_answer(answer.text)
         if from_json:
             answer.short_answer, answer.short_answer_method = from_json, "json"
@@ -443,7 +444,8 @@ def is_grounded(candidate: str, text: str) -> bool:
     if cand.numbers and not all(any(numbers_equal(n, m) for m in src.numbers) for n in cand.numbers):
         return False
     if cand.number is not None:
-        return True
+        # "8 legs" from "eight legs"; a unit the text never names ("8 eyes") is invented.
+        return set(cand.unit_words) <= set(src.unit_words)
     words = [t for t in cand.words if t not in STOPWORDS]
     if not words:
         return False
@@ -499,7 +501,7 @@ def heuristic_short_answer(question: str, text: str) -> str:
     yes or no; for numeric questions the first number not already in the question; otherwise
     the part of an "X is Y" sentence that does not repeat the question.
     """
-    text = _THINK.sub("", text or "").strip()
+    text = _THINK.sub("", text or "").replace("’", "'").strip()
     if not text:
         return ""
     marked = _marked_answer(text)
@@ -620,6 +622,7 @@ def _answer_clause(sentence: str, question: str) -> str:
     if re.match(r"\s*who\b", question, re.I) and re.search(r"\bby\s+\S", sentence):
         # "written by William Shakespeare", "a tragedy by the playwright William Shakespeare"
         sentence = re.split(r"\bby\s+", sentence)[-1]
+    sentence = re.sub(r"^\w+(?:ed|en)\s+(?:to|by)\s+(?=\S)", "", sentence)  # "attributed to Leonardo"
     # A date after the answer: "written by William Shakespeare around the year 1600".
     dated = re.search(
         r"\s+(?:in|around|about|circa|during|since)\s+(?:the\s+)?(?:year\s+)?\d{3,4}\W*$", sentence

@@ -220,7 +220,7 @@ async def _pipeline(
     models = {m.name: m.model for m in council.members}
     with watch.stage("compare") as stage:
         answers = await extract_short_answers(question, answers, models, mode=settings.short_answer)
-        agreement = compare(answers, council.weights)
+        agreement = compare(answers, council.weights, question=question)
         stage.data = {"clusters": len(agreement.clusters)}
 
     with watch.stage("synthesize") as stage:

@@ -43,9 +43,14 @@ _LITERALS: dict[str, Any] = {
 }
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _LABEL = re.compile(
-    r"^(?:the\s+)?(?:final\s+)?answer(?:\s+(?:to|for)\s+(?:this|the|your)\s+question)?(?:\s+is\s*[:,]?|\s*[:=])\s*", re.I
+    r"^(?:the\s+)?(?:final\s+)?answer(?:\s+(?:to|for)\s+(?:this|the|your)\s+question)?"
+    r"(?:\s+is\s*[:,]?|\s*[:=])\s*",
+    re.I,
 )
 _IDENT = re.compile(r"[A-Za-z_$][\w$-]*")
+_KEY_AHEAD = re.compile(r"[A-Za-z_$][\w$-]*\s*[:=]")  # an unquoted key and its colon
+_INT_KEY = re.compile(r"\d+")
+_VALUE_END = re.compile(r"[,}\]\n]")
 # A value that only stands for "put the answer here": an echoed format instruction.
 _PLACEHOLDER = re.compile(
     r"^\s*(?:\.{2,}|…|<[^<>]*>|\[[^\[\]]*\]|string|text|value|answer|your answer|answer here|"
@@ -76,7 +81,9 @@ class ParsedJSON:
         return "truncated" in self.repairs
 
 
-def parse_json_object(text: str, schema: dict[str, Any] | None = None, *, allow_bare: bool = True) -> dict[str, Any] | None:
+def parse_json_object(
+    text: str, schema: dict[str, Any] | None = None, *, allow_bare: bool = True
+) -> dict[str, Any] | None:
     """The object in `text` that fits `schema`, or None. See `extract_json_object`."""
     try:
         return extract_json_object(text, schema, allow_bare=allow_bare).value
@@ -90,9 +97,9 @@ def extract_json_object(
     """Read the first JSON object in `text` that fits `schema` (any object when no schema).
 
     Order: strict JSON; the contents of code fences; each `{` in the text read tolerantly
-    (outer objects before the ones nested in them, earlier before later); and, when
-    `allow_bare` and the schema has exactly one required string property, the bare text as
-    that property. Values are coerced where the intent is plain (a number where a string is
+    (outer objects before the ones nested in them, earlier before later); `Answer: …` lines
+    for the properties the schema names; and, when `allow_bare` and the schema has exactly
+    one required string property, the bare text as that property. Values are coerced where the intent is plain (a number where a string is
     wanted becomes its text). An echoed placeholder (`{"answer": "..."}`) inside prose is
     returned only when nothing else fits, marked with the repair "placeholder". Raises
     `JSONExtractionError` when nothing fits.
@@ -166,9 +173,9 @@ def extract_json_object(
         bare = _bare_answer(stripped)
         if bare:
             return ParsedJSON({bare_key: bare}, ["bare"])
-    reason = "no JSON object found" if not problems else "no JSON object fits the schema (" + "; ".join(
-        dict.fromkeys(problems)) + ")"
-    raise JSONExtractionError(reason, text)
+    if not problems:
+        raise JSONExtractionError("no JSON object found", text)
+    raise JSONExtractionError(f"no JSON object fits the schema ({'; '.join(dict.fromkeys(problems))})", text)
 
 
 # --- the tolerant reader -----------------------------------------------------------------
@@ -325,13 +332,13 @@ class _Reader:
             return True
         if ch in _QUOTES:
             return True
-        return bool(re.compile(r"[A-Za-z_$][\w$-]*\s*[:=]").match(self.text, self.pos))
+        return bool(_KEY_AHEAD.match(self.text, self.pos))
 
     def key(self) -> str:
         ch = self.peek()
         if ch in _QUOTES:
             return str(self.string(key=True))
-        match = _IDENT.match(self.text, self.pos) or re.compile(r"\d+").match(self.text, self.pos)
+        match = _IDENT.match(self.text, self.pos) or _INT_KEY.match(self.text, self.pos)
         if not match:
             raise _Unreadable(f"unexpected {ch!r} where a key was expected")
         self.note("unquoted keys")
@@ -415,7 +422,7 @@ class _Reader:
             # `"The answer is "15", but check"`: after a real end comes another member or element.
             after = rest[1:].lstrip(" \t\r")
             return not after or after[0] in _QUOTES or after[0] in "{[\n-]}" or after[0].isdigit() or bool(
-                re.match(r"[A-Za-z_$][\w$-]*\s*[:=]", after)
+                _KEY_AHEAD.match(after)
             )
         if rest[0] in "}]:\n#/":
             return True
@@ -444,7 +451,7 @@ class _Reader:
             self.pos = match.end()
             return float(match.group().lower().replace("infinity", "inf"))
         # An unquoted value ({answer: Paris}): the text up to the next delimiter.
-        end = re.compile(r"[,}\]\n]").search(self.text, self.pos)
+        end = _VALUE_END.search(self.text, self.pos)
         stop = end.start() if end else len(self.text)
         word = self.text[self.pos : stop].strip()
         if not word or self.depth == 0:

@@ -83,8 +83,9 @@ class RunRecorder:
         run_id: str | None = None,
     ) -> str:
         """Insert a "running" run with this process's pid and host; return its id."""
-        if not isinstance(question, str) or not question.strip():
-            raise InputError("Cannot record a run without a question.")
+        if not isinstance(question, str):
+            raise InputError("Cannot record a run whose question is not text.")
+        # An empty question is still recorded: the run that refuses it is stored as failed.
         if run_id is not None and not is_ulid(run_id):
             # Prefix lookup and time ordering rely on ids being ULIDs.
             raise ValueError(f"run_id must be a ULID, not {run_id!r}")
