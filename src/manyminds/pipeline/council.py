@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import CouncilSettings, MemberSettings, Settings
-from ..errors import InputError, ManymindsError, QuorumNotMet
+from ..errors import InputError, LocalModelMissing, ManymindsError, QuorumNotMet
 from ..models.base import Model
 from ..models.registry import Registry
 from ..models.retry import ProviderLimiter
@@ -214,6 +214,10 @@ async def _pipeline(
 
     ok = [a for a in answers if a.ok]
     if len(ok) < settings.quorum:
+        missing = next((a.error for a in answers if (a.error or {}).get("type") == "LocalModelMissing"), None)
+        if missing:
+            # Nothing to retry or wait for: say which package to install and how.
+            raise LocalModelMissing(missing["model"], missing["package"], missing["command"])
         failures = {a.member: (a.error or {}).get("message", a.status) for a in answers if not a.ok}
         raise QuorumNotMet(len(ok), settings.quorum, failures)
 

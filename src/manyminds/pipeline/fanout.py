@@ -119,7 +119,8 @@ class FanOut:
             return self._failed(member, err, "failed", attempts, timer.elapsed, emit)
         except ManymindsError as err:  # e.g. a local model package that is missing
             wrapped = ModelError(str(err), provider=model.provider, model=model.name)
-            return self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit)
+            answer = self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit, origin=err)
+            return answer
 
         answer = MemberAnswer(
             member=member.name,
@@ -138,13 +139,16 @@ class FanOut:
         emit("member_done", answer=answer.model_dump())
         return answer
 
-    def _failed(self, member, err, status, attempts, elapsed, emit, usage=None) -> MemberAnswer:  # noqa: ANN001
+    def _failed(self, member, err, status, attempts, elapsed, emit, usage=None, origin=None) -> MemberAnswer:  # noqa: ANN001
         err.with_member(member.name)
+        error = err.to_dict()
+        if origin is not None:  # keep what the original error knows (e.g. the install command)
+            error = {**origin.to_dict(), **{k: v for k, v in error.items() if k != "type"}}
         answer = MemberAnswer(
             member=member.name,
             model=member.model.name,
             status=status,
-            error=err.to_dict(),
+            error=error,
             usage=usage or UsageOut(),
             latency_s=round(elapsed, 4),
             attempts=max(attempts, 1),
