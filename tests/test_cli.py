@@ -220,3 +220,38 @@ def test_models_and_council_commands(manyminds_home, server):
     assert "FAKE_API_KEY" in council["usable"]["alpha"]
     default_local = json.loads(run_cli("council", "local", "--json").stdout)
     assert {m["model"] for m in default_local["members"]} == {"local/smollm2", "local/gemma3-270m"}
+
+
+def test_live_view_in_a_terminal(manyminds_home, server):
+    """In a (pseudo) terminal the CLI shows a panel per member while it runs, then the verdict."""
+    import pty
+    import select
+
+    server.set_behaviour("alpha", Behaviour(text="William Shakespeare wrote Hamlet around 1600.", token_delay=0.05))
+    write_settings(manyminds_home, server, ["alpha", "beta", "gamma"])
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "50", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "manyminds.cli", "ask", "Who wrote Hamlet?"],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    screen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    text = screen.decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert "\x1b[" in text  # it drew with terminal control codes
+    for member in ("alpha", "beta", "gamma"):
+        assert member in text
+    assert "stage: fan_out" in text  # the live panels were drawn while members answered
+    assert "Agreement" in text and "Verdict" in text and "Confidence 67%" in text

