@@ -115,7 +115,7 @@ class Settings(BaseModel):
         return name, self.councils[name]
 
 
-LOCAL_MEMBER_SYSTEM = "You are a knowledgeable assistant. Answer the question briefly and precisely."
+LOCAL_MEMBER_SYSTEM = "Answer in one short sentence."
 LOCAL_SKEPTIC_SYSTEM = (
     "You are a careful fact-checker. Give only the answer itself in a few words, with no explanation."
 )
@@ -127,7 +127,7 @@ def default_local_council() -> CouncilSettings:
     return CouncilSettings(
         members=[
             MemberSettings(
-                name="smollm2", model="local/smollm2", system=LOCAL_MEMBER_SYSTEM, temperature=0.0, max_tokens=120
+                name="smollm2", model="local/smollm2", system=LOCAL_MEMBER_SYSTEM, temperature=0.0, max_tokens=64
             ),
             MemberSettings(name="gemma3", model="local/gemma3-270m", temperature=0.0, max_tokens=48),
             MemberSettings(
