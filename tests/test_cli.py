@@ -107,7 +107,8 @@ def test_bad_utf8_on_stdin_is_refused_and_stored(manyminds_home, server):
     result = run_cli("ask", stdin=b"Who wrote \xff\xfe Hamlet?")
     assert result.returncode == 2
     assert b"not valid UTF-8: byte 0xff at position 10" in result.stderr
-    assert runs_in_db(manyminds_home)[0]["status"] == "failed"
+    run = runs_in_db(manyminds_home)[0]
+    assert run["status"] == "failed" and run["question"] == "Who wrote \\xff\\xfe Hamlet?"
 
 
 @pytest.mark.parametrize("question", ["", "   "])

@@ -1,12 +1,16 @@
-"""The Python API: `ask` and its async twin `aask` return the same `Verdict` the CLI prints."""
+"""The Python API: `ask` and its async twin `aask` return the same `Verdict` the CLI prints.
+
+The CLI calls `aask` too; it only adds the live view and the way the verdict is printed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .config import Settings, load_settings
+from .errors import InputError, ManymindsError
 from .models.registry import build_registry
 from .pipeline.council import Council, run_council
 from .pipeline.events import Event, ignore_event
@@ -14,13 +18,39 @@ from .pipeline.verdict import Verdict
 
 
 def resolve_council(
-    settings: Settings, council: str | None = None, models: list[str] | None = None
+    settings: Settings,
+    council: str | None = None,
+    models: list[str] | None = None,
+    *,
+    timeout: float | None = None,
+    quorum: int | None = None,
 ) -> Council:
+    """The council to ask: a named one from the settings, or an ad-hoc one from model names,
+    with per-call overrides of the timeout and the quorum."""
     registry = build_registry(settings)
     name, council_settings = settings.council(council)
     if models:
-        return Council.from_models(list(models), registry, base=council_settings)
-    return Council.build(name, council_settings, registry)
+        resolved = Council.from_models(list(models), registry, base=council_settings)
+    else:
+        resolved = Council.build(name, council_settings, registry)
+    overrides: dict[str, Any] = {}
+    if timeout is not None:
+        overrides["timeout"] = timeout
+    if quorum is not None:
+        if quorum > len(resolved.members):
+            raise InputError(f"A quorum of {quorum} is larger than the council's {len(resolved.members)} members.")
+        overrides["quorum"] = quorum
+    if overrides:
+        resolved.settings = resolved.settings.model_copy(update=overrides)
+    return resolved
+
+
+def open_recorder(store: bool = True, db_path: str | Path | None = None) -> Any:
+    if not store:
+        return None
+    from .store import RunRecorder, open_db
+
+    return RunRecorder(open_db(db_path))
 
 
 async def aask(
@@ -32,23 +62,23 @@ async def aask(
     store: bool = True,
     db_path: str | Path | None = None,
     on_event: Callable[[Event], None] | None = None,
+    timeout: float | None = None,
+    quorum: int | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
     `council` names a council from the settings file (default: the settings' default, which is
     the embedded local one); `models` builds an ad-hoc council from model names instead.
-    The run is stored in the user dir's database unless `store=False`.
+    `timeout` (seconds per member) and `quorum` override the council's settings for this call.
+    The run is stored in the user dir's database unless `store=False`; a run that fails is
+    stored too, with its cause.
     """
-    settings = settings or load_settings()
-    recorder = None
-    if store:
-        from .store import RunRecorder, open_db
-
-        recorder = RunRecorder(open_db(db_path))
+    recorder = open_recorder(store, db_path)
     try:
-        resolved = resolve_council(settings, council, models)
-    except Exception as exc:
-        _record_setup_failure(recorder, question, council or settings.default_council, exc)
+        settings = settings or load_settings()
+        resolved = resolve_council(settings, council, models, timeout=timeout, quorum=quorum)
+    except ManymindsError as exc:
+        record_failure(recorder, question, council or "default", exc)
         raise
     try:
         return await run_council(question, resolved, recorder=recorder, emit=on_event or ignore_event)
@@ -56,17 +86,17 @@ async def aask(
         await resolved.aclose()
 
 
-def ask(question: str, **kwargs) -> Verdict:  # noqa: ANN003 - same keywords as `aask`
-    """Synchronous twin of `aask`."""
+def ask(question: str, **kwargs: Any) -> Verdict:
+    """Synchronous twin of `aask` (same keywords, same `Verdict`)."""
     return asyncio.run(aask(question, **kwargs))
 
 
-def _record_setup_failure(recorder, question: str, council: str, exc: Exception) -> None:  # noqa: ANN001
-    """A council that cannot even be built (unknown model, bad settings) still leaves a run record."""
-    from .errors import ManymindsError
-
-    if recorder is None or not isinstance(exc, ManymindsError):
+def record_failure(recorder: Any, question: Any, council: str, exc: ManymindsError) -> None:
+    """A run refused before the pipeline started (bad settings, unknown model, unreadable input)
+    still leaves a run record with its cause."""
+    if recorder is None:
         return
-    run_id = recorder.start(question if isinstance(question, str) else repr(question), council, members=[], settings_snapshot={})
+    text = question if isinstance(question, str) else repr(question)
+    run_id = recorder.start(text, council, members=[], settings_snapshot={})
     recorder.fail(run_id, exc.to_dict())
     exc.run_id = run_id  # type: ignore[attr-defined]

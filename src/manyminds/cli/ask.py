@@ -30,10 +30,12 @@ def read_question(words: tuple[str, ...]) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(
+        error = InputError(
             f"The question on stdin is not valid UTF-8: byte 0x{data[exc.start]:02x} at position {exc.start} "
             f"cannot be decoded. Convert it first, e.g. iconv -f latin1 -t utf-8."
-        ) from None
+        )
+        error.received = data.decode("utf-8", "backslashreplace")  # type: ignore[attr-defined]
+        raise error from None
 
 
 @click.command()
@@ -50,39 +52,21 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum) -> N
     Every member answers concurrently; their answers are compared, a chair writes one answer
     with a confidence derived from the members' agreement, and the run is stored.
     """
-    from ..api import _record_setup_failure, resolve_council
-    from ..config import load_settings
+    from ..api import aask, open_recorder, record_failure
     from ..errors import ManymindsError
-    from ..pipeline.council import run_council
-    from ..store import RunRecorder, open_db
 
-    recorder = None if no_store else RunRecorder(open_db())
     try:
-        settings = load_settings()
         question_text = read_question(question)
     except ManymindsError as exc:
-        _record_setup_failure(recorder, _raw_question(question), council_name or "default", exc)
+        # Kept with the undecodable bytes escaped, so the record shows what was refused.
+        received = getattr(exc, "received", None) or _raw_question(question)
+        record_failure(open_recorder(not no_store), received, council_name or "default", exc)
         fail(exc, as_json=as_json)
-    try:
-        council = resolve_council(settings, council_name, list(models) or None)
-    except ManymindsError as exc:
-        _record_setup_failure(recorder, question_text, council_name or settings.default_council, exc)
-        fail(exc, as_json=as_json)
-    overrides = {}
-    if timeout:
-        overrides["timeout"] = timeout
-    if quorum:
-        if quorum > len(council.members):
-            exc = _quorum_error(quorum, len(council.members))
-            _record_setup_failure(recorder, question_text, council.name, exc)
-            fail(exc, as_json=as_json)
-        overrides["quorum"] = quorum
-    if overrides:
-        council.settings = council.settings.model_copy(update=overrides)
 
     live = stdout_is_terminal() and not as_json
+    kwargs = dict(council=council_name, models=list(models) or None, store=not no_store, timeout=timeout, quorum=quorum)
     try:
-        verdict = asyncio.run(_run(question_text, council, recorder, live))
+        verdict = asyncio.run(_run(question_text, kwargs, live))
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
     except KeyboardInterrupt:
@@ -103,28 +87,23 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum) -> N
         click.echo(plain_verdict(verdict))
 
 
-async def _run(question, council, recorder, live: bool):  # noqa: ANN001, ANN202
-    from ..pipeline.council import run_council
+async def _run(question: str, kwargs: dict, live: bool):  # noqa: ANN202
+    from ..api import aask
 
-    try:
-        if not live:
-            return await run_council(question, council, recorder=recorder)
-        from rich.live import Live
+    if not live:
+        return await aask(question, **kwargs)
+    from rich.live import Live
 
-        from .render import LiveState
+    from .render import LiveState
 
-        state = LiveState()
-        with Live(get_renderable=state.renderable, refresh_per_second=8, transient=False):
-            return await run_council(question, council, recorder=recorder, emit=state.handle)
-    finally:
-        await council.aclose()
+    state = LiveState()
+    with Live(get_renderable=state.renderable, refresh_per_second=8, transient=True):
+        verdict = await aask(question, on_event=state.handle, **kwargs)
+    from rich.console import Console
+
+    Console().print(state.renderable())  # the members' final answers stay on screen
+    return verdict
 
 
 def _raw_question(words: tuple[str, ...]) -> str:
-    return " ".join(words).encode("utf-8", "backslashreplace").decode("utf-8") if words else "<stdin>"
-
-
-def _quorum_error(quorum: int, members: int):  # noqa: ANN202
-    from ..errors import InputError
-
-    return InputError(f"--quorum {quorum} is larger than the council's {members} members.")
+    return " ".join(words).encode("utf-8", "backslashreplace").decode("utf-8")

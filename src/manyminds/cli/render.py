@@ -118,6 +118,9 @@ def render_verdict(verdict: Verdict) -> Any:
 
     body = Text()
     body.append(verdict.answer + "\n\n")
+    if verdict.short_answer:
+        body.append("Short answer: ", style="bold")
+        body.append(verdict.short_answer + "\n")
     body.append(f"Confidence {verdict.confidence:.0%}", style="bold")
     body.append(f" — {verdict.confidence_explanation}\n", style="dim")
     if verdict.dissent:

@@ -254,7 +254,7 @@ async def _pipeline(
         answer=decision.answer,
         short_answer=decision.short_answer,
         confidence=decision.confidence,
-        confidence_explanation=_explain(decision.confidence, decision.cluster, answers, council.weights),
+        confidence_explanation=_explain(decision.cluster, answers),
         agreement=agreement,
         dissent=decision.dissent,
         members=answers,
@@ -275,14 +275,14 @@ def _total_usage(answers: list[MemberAnswer], chair: UsageOut) -> UsageOut:
     return total
 
 
-def _explain(confidence: float, cluster, answers: list[MemberAnswer], weights: dict[str, float]) -> str:  # noqa: ANN001
+def _explain(cluster, answers: list[MemberAnswer]) -> str:  # noqa: ANN001
     total = len(answers)
     if cluster is None:
         return (
-            f"{confidence:.0%}: the final answer matches no cluster of member answers; confidence is the "
+            "The final answer matches no cluster of member answers; confidence is the "
             f"weighted share of the {total} members whose answer is equivalent to it."
         )
     return (
-        f"{confidence:.0%}: {len(cluster.members)} of {total} members ({', '.join(cluster.members)}) gave an "
+        f"{len(cluster.members)} of {total} members ({', '.join(cluster.members)}) gave an "
         f"equivalent answer; confidence is their weight over the weight of all {total} members, failed ones included."
     )
