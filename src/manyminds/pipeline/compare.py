@@ -607,6 +607,12 @@ def _answer_clause(sentence: str, question: str) -> str:
     q = set(content_tokens(question))
     if not q:
         return sentence
+    if re.match(r"\s*who\b", question, re.I):
+        names = _name_spans(sentence, q)
+        if names:
+            # "Hamlet by William Shakespeare is often attributed to…" → "William Shakespeare":
+            # for a who-question, a name the question does not contain is the answer.
+            return next((n for n in names if len(n.split()) > 1), names[0])
     match = re.search(r"\s(?:is|was|are|were)\s", sentence)
     if match:
         left, right = sentence[: match.start()].strip(), sentence[match.end() :].strip()
@@ -636,6 +642,28 @@ def _answer_clause(sentence: str, question: str) -> str:
             break
         words = trimmed
     return " ".join(words)
+
+
+_NAME_SPAN = re.compile(
+    r"[A-Z][\w'’.-]*(?:\s+(?:(?:da|de|di|del|della|van|von|der|den|du|la|le|bin|ibn|al)\s+)*[A-Z][\w'’.-]*)*"
+)
+_NOT_NAMES = frozenset("the a an it he she they this that there i yes no".split())
+
+
+def _name_spans(sentence: str, question_tokens: set[str]) -> list[str]:
+    """Capitalised word runs ("William Shakespeare", "Leonardo da Vinci") that share no word
+    with the question, in order of appearance."""
+    spans = []
+    for match in _NAME_SPAN.finditer(sentence):
+        words = match.group().split()
+        while words and fold(words[0]) in _NOT_NAMES:
+            words = words[1:]
+        tokens = [fold(w).strip(".,'’") for w in words]
+        tokens = [t[:-2] if t.endswith("'s") else t for t in tokens]
+        if not words or any(t in question_tokens for t in tokens):
+            continue
+        spans.append(" ".join(words).rstrip(".,'’"))
+    return spans
 
 
 def _finish(answer: str) -> str:
