@@ -211,3 +211,9 @@ def test_sync_and_async_api_agree(monkeypatch):
     assert strip(sync) == strip(asynchronous)
     assert sync.short_answer and "Paris" in sync.short_answer
     assert sync.confidence == pytest.approx(2 / 3, abs=1e-3)
+
+
+async def test_chair_is_retried_on_a_transient_error():
+    chair = [ServerError("HTTP 502", provider="scripted"), "William Shakespeare wrote Hamlet."]
+    verdict = await run_council("Who wrote Hamlet?", make_council(HAMLET, chair=chair))
+    assert verdict.chair.status == "ok" and "Shakespeare" in verdict.answer

@@ -647,7 +647,7 @@ def _answer_clause(sentence: str, question: str) -> str:
 _NAME_SPAN = re.compile(
     r"[A-Z][\w'’.-]*(?:\s+(?:(?:da|de|di|del|della|van|von|der|den|du|la|le|bin|ibn|al)\s+)*[A-Z][\w'’.-]*)*"
 )
-_NOT_NAMES = frozenset("the a an it he she they this that there i yes no".split())
+_NOT_NAMES = frozenset("the a an it he she they this that there i yes no who what when where which why how".split())
 
 
 def _name_spans(sentence: str, question_tokens: set[str]) -> list[str]:

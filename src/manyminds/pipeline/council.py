@@ -238,6 +238,7 @@ async def _pipeline(
             max_tokens=settings.chair_max_tokens,
             timeout=settings.timeout,
             seed=run_id,
+            retries=settings.retries,
         )
         decision = decide(question, chair.text, answers, agreement, council.weights)
         stage.data = {"labels": chair.labels, "chair_status": chair.result.status}

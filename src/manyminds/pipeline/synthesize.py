@@ -13,12 +13,14 @@ of being right: small models can agree on a wrong answer.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 from dataclasses import dataclass
 
 from ..errors import ManymindsError, ModelError, ModelTimeout
 from ..models.base import Completion, Message, Model, ModelOptions
+from ..models.retry import call_with_retries
 from .compare import heuristic_short_answer, similarity
 from .verdict import Agreement, ChairResult, Cluster, Dissent, MemberAnswer, UsageOut
 
@@ -78,9 +80,8 @@ async def run_chair(
     max_tokens: int,
     timeout: float,
     seed: str,
+    retries: int = 2,
 ) -> ChairOutcome:
-    import asyncio
-
     labelled = anonymise(answers, seed)
     messages = [
         Message(role="system", content=system or CHAIR_SYSTEM),
@@ -88,8 +89,9 @@ async def run_chair(
     ]
     labels = {label: a.member for label, a in labelled.items()}
     try:
-        async with asyncio.timeout(timeout):
-            completion: Completion = await model.complete(messages, ModelOptions(temperature=0.0, max_tokens=max_tokens))
+        options = ModelOptions(temperature=0.0, max_tokens=max_tokens)
+        async with asyncio.timeout(timeout):  # like a member's: the retries included
+            completion: Completion = await call_with_retries(lambda: model.complete(messages, options), retries=retries)
     except TimeoutError:
         err: ModelError = ModelTimeout(f"no answer within {timeout:g} s", provider=model.provider, model=model.name)
         return _chair_failed(chair_name, model, err, labels)
