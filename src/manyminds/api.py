@@ -24,15 +24,16 @@ def resolve_council(
     *,
     timeout: float | None = None,
     quorum: int | None = None,
+    keys: dict[str, str] | None = None,
 ) -> Council:
     """The council to ask: a named one from the settings, or an ad-hoc one from model names,
     with per-call overrides of the timeout and the quorum."""
     registry = build_registry(settings)
     name, council_settings = settings.council(council)
     if models:
-        resolved = Council.from_models(list(models), registry, base=council_settings)
+        resolved = Council.from_models(list(models), registry, base=council_settings, keys=keys)
     else:
-        resolved = Council.build(name, council_settings, registry)
+        resolved = Council.build(name, council_settings, registry, keys)
     overrides: dict[str, Any] = {}
     if timeout is not None:
         overrides["timeout"] = timeout
@@ -64,19 +65,21 @@ async def aask(
     on_event: Callable[[Event], None] | None = None,
     timeout: float | None = None,
     quorum: int | None = None,
+    keys: dict[str, str] | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
     `council` names a council from the settings file (default: the settings' default, which is
     the embedded local one); `models` builds an ad-hoc council from model names instead.
-    `timeout` (seconds per member) and `quorum` override the council's settings for this call.
+    `timeout` (seconds per member) and `quorum` override the council's settings for this call;
+    `keys` maps provider → API key and wins over environment variables and the key file.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
     """
     recorder = open_recorder(store, db_path)
     try:
         settings = settings or load_settings()
-        resolved = resolve_council(settings, council, models, timeout=timeout, quorum=quorum)
+        resolved = resolve_council(settings, council, models, timeout=timeout, quorum=quorum, keys=keys)
     except ManymindsError as exc:
         record_failure(recorder, question, council or "default", exc)
         raise

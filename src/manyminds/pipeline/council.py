@@ -52,10 +52,20 @@ class Council:
     _extra_models: list[Model] = field(default_factory=list)
 
     @classmethod
-    def build(cls, name: str, settings: CouncilSettings, registry: Registry) -> "Council":
+    def build(
+        cls, name: str, settings: CouncilSettings, registry: Registry, keys: dict[str, str] | None = None
+    ) -> "Council":
+        """Resolve every member's model. `keys` maps provider → API key and wins over the
+        environment and the key file."""
+        keys = keys or {}
+
+        def model_for(ref: str) -> Model:
+            provider, _ = registry.split(ref)
+            return registry.get_model(ref, key=keys.get(provider))
+
         members = []
         for ms in settings.members:
-            model = registry.get_model(ms.model)
+            model = model_for(ms.model)
             spec = registry.providers[model.provider]
             cap = min(spec.max_concurrency, settings.max_concurrency_per_provider)
             members.append(Member(settings=ms, model=model, max_concurrency=cap))
@@ -64,12 +74,14 @@ class Council:
         if seat is not None:
             chair_name, chair_model, extra = seat.name, seat.model, []
         else:
-            chair_model = registry.get_model(chair_ref)
+            chair_model = model_for(chair_ref)
             chair_name, extra = f"chair ({chair_model.name})", [chair_model]
         return cls(name, settings, members, chair_name, chair_model, extra)
 
     @classmethod
-    def from_models(cls, names: list[str], registry: Registry, base: CouncilSettings | None = None) -> "Council":
+    def from_models(
+        cls, names: list[str], registry: Registry, base: CouncilSettings | None = None, keys: dict[str, str] | None = None
+    ) -> "Council":
         """An ad-hoc council from model names (`manyminds ask -m A -m B`)."""
         seen: dict[str, int] = {}
         members = []
@@ -82,7 +94,7 @@ class Council:
         settings = template.model_copy(
             update={"members": members, "chair": members[0].name, "quorum": min(template.quorum, len(members))}
         )
-        return cls.build("ad-hoc", settings, registry)
+        return cls.build("ad-hoc", settings, registry, keys)
 
     @property
     def weights(self) -> dict[str, float]:
