@@ -141,8 +141,11 @@ class QuorumNotMet(ManymindsError):
 
     def __init__(self, answered: int, quorum: int, failures: dict[str, str], run_id: str | None = None):
         self.answered, self.quorum, self.failures, self.run_id = answered, quorum, failures, run_id
-        lines = [f"Only {answered} member(s) answered; the council needs {quorum}."]
-        lines += [f"  - {member}: {cause}" for member, cause in failures.items()]
-        if run_id:
-            lines.append(f"The run was stored as {run_id}.")
-        super().__init__("\n".join(lines))
+        super().__init__(answered, quorum, failures)
+
+    def __str__(self) -> str:
+        lines = [f"Only {self.answered} member(s) answered; the council needs {self.quorum}."]
+        lines += [f"  - {member}: {cause}" for member, cause in self.failures.items()]
+        if self.run_id:
+            lines.append(f"The run was stored as {self.run_id}.")
+        return "\n".join(lines)

@@ -146,8 +146,10 @@ class NullRecorder:
 
 
 class Stopwatch:
-    def __init__(self, run_id: str, recorder: Any, emit: EventSink) -> None:
-        self.run_id, self.recorder, self.emit = run_id, recorder, emit
+    """Times each stage and announces its start and end as events (the recorder listens)."""
+
+    def __init__(self, run_id: str, emit: EventSink) -> None:
+        self.run_id, self.emit = run_id, emit
         self.timings: dict[str, float] = {}
 
     def stage(self, name: str) -> "_Stage":
@@ -193,7 +195,7 @@ async def run_council(
     )
     sink = fan_events(recorder.sink, emit)
     sink(Event("run_started", run_id=run_id, data={"question": question, "council": council.describe()}))
-    watch = Stopwatch(run_id, recorder, sink)
+    watch = Stopwatch(run_id, sink)
     try:
         question = validate_question(question)
         check_context(question, council.members)
@@ -204,10 +206,7 @@ async def run_council(
         sink(Event("verdict", run_id=run_id, data=verdict.model_dump()))
         return verdict
     except ManymindsError as exc:
-        if isinstance(exc, QuorumNotMet):
-            exc.run_id = run_id
-            exc.args = (str(QuorumNotMet(exc.answered, exc.quorum, exc.failures, run_id)),)
-        exc.run_id = run_id  # type: ignore[attr-defined]
+        exc.run_id = run_id  # type: ignore[attr-defined] - the CLI and callers report it
         recorder.fail(run_id, exc.to_dict())
         sink(Event("run_failed", run_id=run_id, data=exc.to_dict()))
         raise
