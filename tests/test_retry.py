@@ -10,7 +10,7 @@ import pytest
 
 from manyminds.errors import BadResponse, ModelError, ModelTimeout, RateLimited, ServerError
 from manyminds.models.base import Message
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
+from manyminds.models.loopback import Behaviour
 from manyminds.models.openai_compat import OpenAICompatModel
 from manyminds.models.retry import ProviderLimiter, backoff_delay, call_with_retries
 
@@ -18,29 +18,19 @@ Q = [Message(role="user", content="What is the capital of France?")]
 FAST = {"base_delay": 0.01, "max_delay": 0.05}
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MANYMINDS_HOME", str(tmp_path / "home"))
+@pytest.fixture
+def answer() -> str:
+    return "Paris"  # what conftest's `server` answers by default
 
 
 @pytest.fixture
-def server():
-    with FakeOpenAIServer(default=Behaviour(text="Paris")) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def make(server):
-    """Builds models on the test's server, and closes them (their connections) afterwards."""
-    built: list[OpenAICompatModel] = []
+def make(server, closing):
+    """Builds models on the test's server (conftest's `server`, `closing`)."""
 
     def build(provider: str = "fake", **kw) -> OpenAICompatModel:
-        built.append(OpenAICompatModel("m", provider=provider, base_url=server.base_url, api_key="k", **kw))
-        return built[-1]
+        return closing(OpenAICompatModel("m", provider=provider, base_url=server.base_url, api_key="k", **kw))
 
-    yield build
-    for model in built:
-        await model.aclose()
+    return build
 
 
 async def test_rate_limit_retry_after_is_honoured(server, make):

@@ -2,21 +2,21 @@
 `manyminds[anthropic]`).
 
 The SDK is imported inside functions: without it, `register` raises ImportError, which the
-registry records as the reason the provider is missing, and nothing else breaks. Errors,
-retries (none in the SDK; ours in `retry.py`), key handling and scrubbing work exactly as in
-`openai_compat`, whose helpers this module reuses.
+registry records as the reason the provider is missing, and nothing else breaks. Keys, the
+client per event loop, retries (none in the SDK; ours in `retry.py`), error mapping and
+scrubbing are `SDKModel`'s (`sdk.py`), the same as for `openai_compat`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
+from contextlib import aclosing
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from ..config import keys_path, resolve_key
-from ..errors import BadResponse, MissingKey, ModelError
-from .base import Chunk, Completion, Message, Model, ModelOptions, Timer, Usage
-from .openai_compat import map_finish_reason, map_sdk_error, scrub, sdk_errors
+from ..config import resolve_key
+from .base import Chunk, Completion, Message, ModelOptions, Timer, Usage
+from .sdk import SDKModel
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -52,101 +52,28 @@ def to_anthropic_messages(messages: list[Message]) -> tuple[str | None, list[dic
     return ("\n\n".join(system) if system else None), turns
 
 
-class AnthropicModel(Model):
+class AnthropicModel(SDKModel):
     provider = PROVIDER
-    supports_json = True
-    supports_stream = True
     needs_key = True
     key_env_var = KEY_ENV
 
     def __init__(
-        self,
-        model_id: str,
-        *,
-        api_key: str | None,
-        base_url: str | None = None,
-        context_window: int | None = None,
-        timeout: float = 600.0,
-        default_max_tokens: int = DEFAULT_MAX_TOKENS,
-        input_price_per_mtok: float | None = None,
-        output_price_per_mtok: float | None = None,
+        self, model_id: str, *, api_key: str | None, default_max_tokens: int = DEFAULT_MAX_TOKENS, **settings: Any
     ) -> None:
-        super().__init__(model_id, context_window=context_window)
-        self.base_url = base_url
-        self.timeout = timeout
+        """`settings`: `base_url`, `context_window`, `timeout` and the prices, as `SDKModel`
+        takes them."""
+        super().__init__(model_id, api_key=api_key, **settings)
         self.default_max_tokens = default_max_tokens
-        self.input_price_per_mtok = input_price_per_mtok
-        self.output_price_per_mtok = output_price_per_mtok
-        self._api_key = api_key or None
-        self._secret: str | None = self._api_key
-        self._client: Any = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    # keys -------------------------------------------------------------------------------
-    def _key(self) -> str | None:
-        return self._api_key or resolve_key(self.provider, None, self.key_env_var)
-
-    def _key_help(self) -> str:
-        return f"set {self.key_env_var} or run `manyminds keys set {self.provider}`"
-
-    def availability(self) -> tuple[bool, str]:
-        if not self._key():
-            return False, f"missing key: {self._key_help()}"
-        return True, "ready"
 
     # the client -------------------------------------------------------------------------
-    def _get_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            import anthropic
-
-            key = self._key()
-            if not key:
-                raise MissingKey(
-                    f"missing key: {self._key_help()} (it is saved in {keys_path()})",
-                    provider=self.provider,
-                    model=self.name,
-                )
-            self._secret = key
-            # An explicit api_key stops the SDK from reading profiles or other env credentials.
-            self._client = anthropic.AsyncAnthropic(
-                api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout
-            )
-            self._client_loop = loop
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        loop, self._client_loop = self._client_loop, None
-        if client is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            await client.close()
-
-    def _map_error(self, exc: BaseException) -> ModelError:
+    def _sdk(self) -> tuple[ModuleType, type[BaseException]]:
         import anthropic
 
-        return map_sdk_error(
-            exc,
-            anthropic,
-            provider=self.provider,
-            model=self.name,
-            secret=self._secret,
-            timeout=self.timeout,
-            key_help=self._key_help(),
-        )
+        return anthropic, anthropic.AnthropicError
 
-    def _errors(self) -> tuple[type[BaseException], ...]:
-        import anthropic
-
-        return sdk_errors(anthropic, anthropic.AnthropicError)
-
-    def _bad(self, cause: str) -> BadResponse:
-        return BadResponse(cause, provider=self.provider, model=self.name)
+    def _new_client(self, sdk: ModuleType, key: str | None) -> Any:
+        # An explicit api_key stops the SDK from reading profiles or other env credentials.
+        return sdk.AsyncAnthropic(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
 
     # requests ---------------------------------------------------------------------------
     def _params(self, messages: list[Message], options: ModelOptions, *, stream: bool) -> dict[str, Any]:
@@ -174,43 +101,27 @@ class AnthropicModel(Model):
     def _usage(self, raw: Any, input_estimate: int, text: str) -> tuple[Usage, bool]:
         out = getattr(raw, "output_tokens", None)
         if raw is None or not isinstance(out, int):
-            return Usage(input_estimate, self.count_tokens(text) if text else 0), True
+            return self._estimated_usage(input_estimate, text)
         # Cached prompt tokens are billed separately but are still input.
         fields = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
         inp = sum(getattr(raw, f, None) or 0 for f in fields)
         return Usage(int(inp), out), False
 
     async def _create(self, params: dict[str, Any]) -> Any:
-        client = self._get_client()
-        try:
-            return await client.messages.create(**params)
-        except self._errors() as exc:
-            mapped = self._map_error(exc)
-        # Raised outside the handler so that no `__context__` links to the SDK's exception,
-        # whose request still carries the key header.
-        raise mapped
+        return await self._call(self._get_client().messages.create, params)
 
     async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
         options = options or ModelOptions()
         timer = Timer()
         resp = await self._create(self._params(messages, options, stream=False))
-        if isinstance(resp, (str, bytes)):
-            snippet = scrub(str(resp), self._secret)[:80]  # scrub first: a cut could split the key
-            raise self._bad(f"the server answered with a body that is not JSON: {snippet!r}")
+        self._reject_text_body(resp)
         content = getattr(resp, "content", None)
         if not isinstance(content, list) or (not content and getattr(resp, "stop_reason", None) is None):
             raise self._bad("the response holds no content")
         text = "".join(getattr(b, "text", "") or "" for b in content if getattr(b, "type", None) == "text")
-        input_estimate = sum(self.count_tokens(m.content) for m in messages)
-        usage, estimated = self._usage(getattr(resp, "usage", None), input_estimate, text)
-        return Completion(
-            text=text,
-            usage=usage,
-            latency_s=timer.elapsed,
-            finish_reason=map_finish_reason(getattr(resp, "stop_reason", None)),
-            model=self.name,
-            usage_estimated=estimated,
-        )
+        input_estimate = self._estimate_input([m.content for m in messages])
+        usage = self._usage(getattr(resp, "usage", None), input_estimate, text)
+        return self._make_completion(text, usage, getattr(resp, "stop_reason", None), timer)
 
     async def stream(self, messages: list[Message], options: ModelOptions | None = None) -> AsyncIterator[Chunk]:
         options = options or ModelOptions()
@@ -221,18 +132,8 @@ class AnthropicModel(Model):
         output_tokens: int | None = None
         stop_reason: str | None = None
         started = False
-        errors = self._errors()
-        try:
-            while True:
-                failure: ModelError | None = None
-                try:
-                    event = await sdk_stream.__anext__()
-                except StopAsyncIteration:
-                    break
-                except errors as exc:
-                    failure = self._map_error(exc)
-                if failure is not None:
-                    raise failure  # outside the handler: no link to the SDK's exception
+        async with aclosing(self._events(sdk_stream)) as events:
+            async for event in events:
                 kind = getattr(event, "type", None)
                 if kind == "message_start":
                     started = True
@@ -241,34 +142,23 @@ class AnthropicModel(Model):
                     delta = event.delta
                     if getattr(delta, "type", None) == "text_delta" and delta.text:
                         parts.append(delta.text)
-                        yield Chunk(delta=delta.text)  # outside the inner try on purpose
+                        yield Chunk(delta=delta.text)
                 elif kind == "message_delta":
                     stop_reason = getattr(event.delta, "stop_reason", None) or stop_reason
                     out = getattr(event.usage, "output_tokens", None)
                     output_tokens = out if isinstance(out, int) else output_tokens
-        finally:
-            await sdk_stream.close()
         if not started:
             raise self._bad("the stream carried no message (a non-streaming or non-Anthropic answer?)")
         if not parts and stop_reason is None:
             raise self._bad("the stream held no content")
         text = "".join(parts)
-        input_estimate = sum(self.count_tokens(m.content) for m in messages)
+        input_estimate = self._estimate_input([m.content for m in messages])
         if output_tokens is not None and start_usage is not None:
             usage, estimated = self._usage(start_usage, input_estimate, text)
             usage = Usage(usage.input_tokens, output_tokens)
         else:
             usage, estimated = self._usage(None, input_estimate, text)
-        yield Chunk(
-            completion=Completion(
-                text=text,
-                usage=usage,
-                latency_s=timer.elapsed,
-                finish_reason=map_finish_reason(stop_reason),
-                model=self.name,
-                usage_estimated=estimated,
-            )
-        )
+        yield Chunk(completion=self._make_completion(text, (usage, estimated), stop_reason, timer))
 
 
 def _factory(model_id: str, key: str | None = None, settings: Any = None) -> AnthropicModel:

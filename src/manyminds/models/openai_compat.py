@@ -2,10 +2,10 @@
 DeepSeek, and local servers (Ollama, vLLM, llama.cpp), plus the extra endpoints in the
 settings file.
 
-One `OpenAICompatModel` class talks to all of them through the official `openai` SDK. The SDK
-is built with `max_retries=0`: retries belong to `retry.call_with_retries`, so each one is
-visible and every provider is retried the same way. Each SDK failure is mapped to exactly one
-of our errors (see `map_sdk_error`), and the API key is scrubbed from every message we raise.
+One `OpenAICompatModel` class talks to all of them through the official `openai` SDK. Keys,
+the client per event loop, retries (none in the SDK) and the mapping of each SDK failure to
+exactly one of our errors, with the key scrubbed, live in `sdk.py`, shared with `anthropic.py`;
+its helpers are re-exported here for the modules and tests that import them from this one.
 
 The local provider subclasses `OpenAICompatModel`; it uses the hooks `_request_extras` and
 `_client_kwargs`, and the raw-prompt twins `complete_prompt` / `stream_prompt` (the legacy
@@ -14,220 +14,37 @@ The local provider subclasses `OpenAICompatModel`; it uses the hooks `_request_e
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
-import importlib
-import json
 import os
-import ssl
-import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Literal
 
-import pydantic
-
-from ..config import keys_path, resolve_key
-from ..errors import BadResponse, MissingKey, ModelError, ModelTimeout, RateLimited, ServerError
-from .base import Chunk, Completion, FinishReason, Message, Model, ModelOptions, Timer, Usage
+from ..config import resolve_key
+from .base import Chunk, Completion, Message, ModelOptions, Timer, Usage
+from .sdk import (
+    NO_KEY,
+    SDKModel,
+    error_for_status,
+    map_finish_reason,
+    map_sdk_error,
+    parse_retry_after,
+    scrub,
+    sdk_errors,
+)
 
 if TYPE_CHECKING:
     from .registry import Registry
 
 Endpoint = Literal["chat", "completions"]
 
-# Sent as the bearer token to endpoints that need no key. Passing *something* matters: given
-# None, the SDK would fall back to $OPENAI_API_KEY and send a real OpenAI key to, say, Ollama.
-NO_KEY = "no-key"
-_MAX_DETAIL = 300  # characters of a server's error text worth keeping in a message
-
-
-# --- error mapping (shared with anthropic.py) -------------------------------------------
-
-
-def scrub(text: str, *secrets: str | None) -> str:
-    """`text` with every occurrence of each secret replaced by `***`."""
-    for secret in secrets:
-        if secret and secret != NO_KEY:
-            text = text.replace(secret, "***")
-    return text
-
-
-def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait, from `retry-after-ms` (OpenAI) or `Retry-After` (seconds or HTTP date)."""
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass  # fall through to Retry-After
-    value = (headers.get("retry-after") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass  # not a number of seconds; maybe an HTTP date
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def error_for_status(
-    status: int,
-    detail: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    provider: str,
-    model: str,
-    key_help: str = "",
-) -> ModelError:
-    """The error for an HTTP error status. `detail` must already be scrubbed."""
-    kw: dict[str, Any] = {"provider": provider, "model": model, "status_code": status}
-    tail = f": {detail}" if detail else ""
-    if status == 429:
-        retry_after = parse_retry_after(headers)
-        wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
-        return RateLimited(f"rate limited (HTTP 429){wait}{tail}", retry_after=retry_after, **kw)
-    if status in (401, 403):
-        hint = f"; check the key ({key_help})" if key_help else ""
-        return ModelError(f"authentication failed (HTTP {status}){hint}{tail}", **kw)
-    if status == 404:
-        return ModelError(f"model not found (HTTP 404){tail}", **kw)
-    if status in (408, 409) or status >= 500:
-        # 408/409 are transient on the providers' side (timeouts, lock contention): retry.
-        return ServerError(f"server error (HTTP {status}){tail}", **kw)
-    return ModelError(f"request rejected (HTTP {status}){tail}", **kw)
-
-
-def _http_modules() -> list[ModuleType]:
-    # SDK releases built on httpx2 and older ones on httpx: recognise the errors of both.
-    modules = []
-    for name in ("httpx2", "httpx"):
-        try:
-            modules.append(importlib.import_module(name))
-        except ImportError:
-            continue
-    return modules
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "the connection failed" when an SDK lets them through unwrapped
-    (the Anthropic SDK does while a stream is read)."""
-    import anyio
-
-    http = tuple(m.TransportError for m in _http_modules())
-    return (*http, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError, ssl.SSLError)
-
-
-def _timeout_errors() -> tuple[type[BaseException], ...]:
-    return tuple(m.TimeoutException for m in _http_modules())
-
-
-def sdk_errors(sdk: ModuleType, base: type[BaseException]) -> tuple[type[BaseException], ...]:
-    """Everything a call through `sdk` may raise that `map_sdk_error` knows how to map."""
-    return (base, *_transport_errors(), json.JSONDecodeError, pydantic.ValidationError)
-
-
-def _root_cause(exc: BaseException) -> str:
-    """`Name: message` of the innermost cause — "Connection error." alone helps nobody."""
-    inner = exc
-    seen = {id(inner)}
-    while inner.__cause__ is not None and id(inner.__cause__) not in seen:
-        inner = inner.__cause__
-        seen.add(id(inner))
-    text = str(inner) or type(inner).__name__
-    return f"{type(inner).__name__}: {text}" if inner is not exc else text
-
-
-def _status_detail(exc: Any) -> str:
-    """The server's own words: `error.message` from the body if there is one."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-        if isinstance(err, str):
-            return err
-    return str(getattr(exc, "message", "") or exc)
-
-
-def map_sdk_error(
-    exc: BaseException,
-    sdk: ModuleType,
-    *,
-    provider: str,
-    model: str,
-    secret: str | None,
-    timeout: float,
-    key_help: str = "",
-) -> ModelError:
-    """Map an exception from the `openai` or `anthropic` SDK (same class names) to ours.
-
-    Order matters: a timeout is a connection error in both SDKs, and a response-validation
-    error is an `APIError` without a status.
-    """
-    if isinstance(exc, ModelError):
-        return exc
-    kw: dict[str, Any] = {"provider": provider, "model": model}
-
-    def clean(text: str) -> str:
-        text = scrub(text, secret).strip()
-        return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
-
-    if isinstance(exc, (sdk.APITimeoutError, *_timeout_errors())):
-        return ModelTimeout(f"no response within {timeout:g} s (timeout)", **kw)
-    if isinstance(exc, sdk.APIStatusError):
-        return error_for_status(
-            exc.status_code,
-            clean(_status_detail(exc)),
-            headers=exc.response.headers,
-            key_help=key_help,
-            **kw,
-        )
-    if isinstance(exc, (sdk.APIConnectionError, *_transport_errors())):
-        return ServerError(f"connection failed: {clean(_root_cause(exc))}", **kw)
-    if isinstance(exc, sdk.APIResponseValidationError):
-        return BadResponse(f"unusable response: {clean(str(exc))}", **kw)
-    if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
-        return BadResponse(f"unparseable response ({type(exc).__name__}): {clean(str(exc))}", **kw)
-    if isinstance(exc, sdk.APIError):
-        # An error event inside a 200 stream: the provider failed mid-answer; worth a retry.
-        return ServerError(f"the provider reported an error: {clean(_status_detail(exc))}", **kw)
-    return ModelError(f"{type(exc).__name__}: {clean(str(exc))}", **kw)
-
-
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "eos": "stop",
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-}
-
-
-def map_finish_reason(reason: str | None) -> FinishReason:
-    if reason is None:
-        return "stop"  # some servers omit it on a normal end
-    return _FINISH.get(reason, "other")
-
 
 # --- the model --------------------------------------------------------------------------
 
 
-class OpenAICompatModel(Model):
+class OpenAICompatModel(SDKModel):
     """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
-    supports_json = True
-    supports_stream = True
     # Whether to send `stream_options={"include_usage": True}`; a server that rejects it can
     # be served by a subclass that turns this off (usage is then estimated).
     send_stream_options = True
@@ -241,117 +58,37 @@ class OpenAICompatModel(Model):
         api_key: str | None,
         key_env_var: str | None = None,
         needs_key: bool = True,
-        context_window: int | None = None,
-        timeout: float = 600.0,
         supports_json: bool = True,
         max_tokens_field: str = "max_tokens",
-        input_price_per_mtok: float | None = None,
-        output_price_per_mtok: float | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(model_id, context_window=context_window)
+        """`settings`: `context_window`, `timeout` and the prices, as `SDKModel` takes them."""
+        super().__init__(model_id, api_key=api_key, base_url=base_url, **settings)
         self.provider = provider
-        self.base_url = base_url
         self.key_env_var = key_env_var
         self.needs_key = needs_key
-        self.timeout = timeout
         self.supports_json = supports_json
         # OpenAI's newer models only accept `max_completion_tokens`; most others `max_tokens`.
         self.max_tokens_field = max_tokens_field
-        self.input_price_per_mtok = input_price_per_mtok
-        self.output_price_per_mtok = output_price_per_mtok
-        self._api_key = api_key or None
-        self._secret: str | None = self._api_key
-        self._client: Any = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    # keys -------------------------------------------------------------------------------
-    def _key(self) -> str | None:
-        if self._api_key:
-            return self._api_key
-        if self.needs_key:
-            # Set after the model was built (`manyminds keys set`, an exported variable)?
-            return resolve_key(self.provider, None, self.key_env_var)
-        return None
-
-    def _key_help(self) -> str:
-        cmd = f"`manyminds keys set {self.provider}`"
-        return f"set {self.key_env_var} or run {cmd}" if self.key_env_var else f"run {cmd}"
-
-    def availability(self) -> tuple[bool, str]:
-        if self.needs_key and not self._key():
-            return False, f"missing key: {self._key_help()}"
-        return True, "ready"
-
-    def _require_key(self) -> str | None:
-        key = self._key()
-        if self.needs_key and not key:
-            raise MissingKey(
-                f"missing key: {self._key_help()} (it is saved in {keys_path()})",
-                provider=self.provider,
-                model=self.name,
-            )
-        return key
 
     # the client -------------------------------------------------------------------------
+    def _sdk(self) -> tuple[ModuleType, type[BaseException]]:
+        import openai
+
+        return openai, openai.OpenAIError
+
     def _client_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments for `openai.AsyncOpenAI` (e.g. `default_headers`)."""
         return {}
 
-    def _get_client(self) -> Any:
-        """The SDK client for the running event loop, built on first use.
-
-        A connection pool belongs to one loop; the sync API runs a fresh loop per call, so a
-        client from a finished loop is dropped, not reused.
-        """
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            import openai
-
-            key = self._require_key()
-            self._secret = key
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=key or NO_KEY,
-                max_retries=0,
-                timeout=self.timeout,
-                **self._client_kwargs(),
-            )
-            self._client_loop = loop
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        loop, self._client_loop = self._client_loop, None
-        if client is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            await client.close()
-
-    # errors -----------------------------------------------------------------------------
-    def _map_error(self, exc: BaseException) -> ModelError:
-        import openai
-
-        return map_sdk_error(
-            exc,
-            openai,
-            provider=self.provider,
-            model=self.name,
-            secret=self._secret,
+    def _new_client(self, sdk: ModuleType, key: str | None) -> Any:
+        return sdk.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=key or NO_KEY,
+            max_retries=0,
             timeout=self.timeout,
-            key_help=self._key_help() if self.needs_key else "",
+            **self._client_kwargs(),
         )
-
-    def _errors(self) -> tuple[type[BaseException], ...]:
-        import openai
-
-        return sdk_errors(openai, openai.OpenAIError)
-
-    def _bad(self, cause: str) -> BadResponse:
-        return BadResponse(cause, provider=self.provider, model=self.name)
 
     # request building -------------------------------------------------------------------
     def _request_extras(self, options: ModelOptions, *, endpoint: Endpoint) -> dict[str, Any]:
@@ -403,21 +140,15 @@ class OpenAICompatModel(Model):
         return params
 
     # response parsing -------------------------------------------------------------------
-    def _estimate_input(self, texts: list[str]) -> int:
-        return sum(self.count_tokens(t) for t in texts)
-
     def _usage(self, raw: Any, input_estimate: int, text: str) -> tuple[Usage, bool]:
         prompt = getattr(raw, "prompt_tokens", None)
         completion = getattr(raw, "completion_tokens", None)
         if isinstance(prompt, int) and isinstance(completion, int):
             return Usage(prompt, completion), False
-        return Usage(input_estimate, self.count_tokens(text) if text else 0), True
+        return self._estimated_usage(input_estimate, text)
 
     def _choices(self, resp: Any) -> list[Any]:
-        if isinstance(resp, (str, bytes)):
-            # The SDK hands back the body as text when it is not JSON.
-            snippet = scrub(str(resp), self._secret)[:80]  # scrub first: a cut could split the key
-            raise self._bad(f"the server answered with a body that is not JSON: {snippet!r}")
+        self._reject_text_body(resp)
         choices = getattr(resp, "choices", None)
         if not isinstance(choices, list) or not choices:
             raise self._bad("the response holds no choices")
@@ -434,27 +165,14 @@ class OpenAICompatModel(Model):
             text = getattr(choice, "text", None) or ""
         if not isinstance(text, str):
             raise self._bad(f"the answer is a {type(text).__name__}, not text")
-        usage, estimated = self._usage(getattr(resp, "usage", None), input_estimate, text)
-        return Completion(
-            text=text,
-            usage=usage,
-            latency_s=timer.elapsed,
-            finish_reason=map_finish_reason(getattr(choice, "finish_reason", None)),
-            model=self.name,
-            usage_estimated=estimated,
-        )
+        usage = self._usage(getattr(resp, "usage", None), input_estimate, text)
+        return self._make_completion(text, usage, getattr(choice, "finish_reason", None), timer)
 
     # calls ------------------------------------------------------------------------------
     async def _create(self, endpoint: Endpoint, params: dict[str, Any]) -> Any:
         client = self._get_client()
         api = client.chat.completions if endpoint == "chat" else client.completions
-        try:
-            return await api.create(**params)
-        except self._errors() as exc:
-            mapped = self._map_error(exc)
-        # Raised outside the handler so that no `__context__` links to the SDK's exception,
-        # whose request still carries the Authorization header.
-        raise mapped
+        return await self._call(api.create, params)
 
     async def _complete(self, endpoint: Endpoint, params: dict[str, Any], input_estimate: int) -> Completion:
         timer = Timer()
@@ -468,18 +186,8 @@ class OpenAICompatModel(Model):
         raw_usage: Any = None
         finish: str | None = None
         events = choices_seen = 0
-        errors = self._errors()
-        try:
-            while True:
-                failure: ModelError | None = None
-                try:
-                    event = await sdk_stream.__anext__()
-                except StopAsyncIteration:
-                    break
-                except errors as exc:
-                    failure = self._map_error(exc)
-                if failure is not None:
-                    raise failure  # outside the handler: no link to the SDK's exception
+        async with aclosing(self._events(sdk_stream)) as stream_events:
+            async for event in stream_events:
                 events += 1
                 if getattr(event, "usage", None) is not None:
                     raw_usage = event.usage
@@ -496,25 +204,14 @@ class OpenAICompatModel(Model):
                     finish = getattr(choice, "finish_reason", None) or finish
                 if piece:
                     parts.append(piece)
-                    yield Chunk(delta=piece)  # outside the try: a consumer's exit is not ours to map
-        finally:
-            await sdk_stream.close()
+                    yield Chunk(delta=piece)
         if not events:
             raise self._bad("the stream carried no events (a non-streaming or non-OpenAI answer?)")
         if not choices_seen:
             raise self._bad("the stream held no choices")
         text = "".join(parts)
-        usage, estimated = self._usage(raw_usage, input_estimate, text)
-        yield Chunk(
-            completion=Completion(
-                text=text,
-                usage=usage,
-                latency_s=timer.elapsed,
-                finish_reason=map_finish_reason(finish),
-                model=self.name,
-                usage_estimated=estimated,
-            )
-        )
+        usage = self._usage(raw_usage, input_estimate, text)
+        yield Chunk(completion=self._make_completion(text, usage, finish, timer))
 
     async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
         options = options or ModelOptions()
