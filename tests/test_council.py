@@ -217,3 +217,14 @@ async def test_chair_is_retried_on_a_transient_error():
     chair = [ServerError("HTTP 502", provider="scripted"), "William Shakespeare wrote Hamlet."]
     verdict = await run_council("Who wrote Hamlet?", make_council(HAMLET, chair=chair))
     assert verdict.chair.status == "ok" and "Shakespeare" in verdict.answer
+
+
+async def test_answer_aliases_from_the_settings_join_clusters():
+    scripts = {"alpha": "USA", "beta": "the United States", "gamma": "Canada"}
+    plain = await run_council("Which country has the most Nobel laureates?", make_council(scripts, chair="USA"))
+    assert plain.confidence == pytest.approx(1 / 3, abs=1e-3)
+    council = make_council(scripts, chair="USA")
+    council.settings = council.settings.model_copy(update={"answer_aliases": {"USA": ["United States", "US"]}})
+    verdict = await run_council("Which country has the most Nobel laureates?", council)
+    assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
+    assert sorted(verdict.agreement.clusters[0].members) == ["alpha", "beta"]

@@ -83,6 +83,8 @@ class CouncilSettings(BaseModel):
     retries: int = Field(default=2, ge=0)
     max_concurrency_per_provider: int = Field(default=8, gt=0)
     short_answer: str = Field(default="auto", pattern="^(auto|model|heuristic)$")
+    # Names that count as the same answer when comparing, e.g. {"USA": ["United States", "US"]}.
+    answer_aliases: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "CouncilSettings":

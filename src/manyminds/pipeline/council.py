@@ -235,7 +235,7 @@ async def _pipeline(
     models = {m.name: m.model for m in council.members}
     with watch.stage("compare") as stage:
         answers = await extract_short_answers(question, answers, models, mode=settings.short_answer)
-        agreement = compare(answers, council.weights, question=question)
+        agreement = compare(answers, council.weights, aliases=settings.answer_aliases, question=question)
         stage.data = {"clusters": len(agreement.clusters)}
 
     with watch.stage("synthesize") as stage:
@@ -251,7 +251,7 @@ async def _pipeline(
             seed=run_id,
             retries=settings.retries,
         )
-        decision = decide(question, chair.text, answers, agreement, council.weights)
+        decision = decide(question, chair.text, answers, agreement, council.weights, aliases=settings.answer_aliases)
         stage.data = {"labels": chair.labels, "chair_status": chair.result.status}
 
     usage = _total_usage(answers, chair.result.usage)

@@ -137,6 +137,7 @@ def decide(
     agreement: Agreement,
     weights: dict[str, float],
     threshold: float = 0.8,
+    aliases: dict[str, list[str]] | None = None,
 ) -> Decision:
     """Tie the chair's text to the cluster it endorses and compute the confidence.
 
@@ -153,7 +154,7 @@ def decide(
         chair_short = heuristic_short_answer(question, chair_text)
         scored = []
         for c in agreement.clusters:
-            score = max(similarity(chair_short, c.answer, question=question), _contains(chair_text, c.answer))
+            score = max(similarity(chair_short, c.answer, aliases, question=question), _contains(chair_text, c.answer))
             scored.append((score, c.weight, -c.id, c))
         scored.sort(key=lambda t: (t[0], t[1], t[2]), reverse=True)
         if scored and scored[0][0] >= threshold:
@@ -177,7 +178,7 @@ def decide(
         support = sum(
             weights.get(a.member, 1.0)
             for a in answers
-            if a.ok and a.short_answer and similarity(short or "", a.short_answer, question=question) >= threshold
+            if a.ok and a.short_answer and similarity(short or "", a.short_answer, aliases, question=question) >= threshold
         )
     confidence = round(min(1.0, support / total_weight), 4)
     dissent = [
