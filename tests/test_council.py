@@ -140,11 +140,22 @@ async def test_chair_failure_falls_back_to_best_supported_answer():
 
 
 async def test_chair_answer_matching_no_member_gets_no_support():
-    council = make_council(HAMLET, chair="Francis Bacon")
-    verdict = await run_council("Who wrote Hamlet?", council)
+    split = {"alpha": "William Shakespeare", "beta": "Christopher Marlowe", "gamma": "Ben Jonson"}
+    verdict = await run_council("Who wrote Hamlet?", make_council(split, chair="Francis Bacon"))
+    assert verdict.answer == "Francis Bacon"
     assert verdict.confidence == 0.0
-    assert len(verdict.dissent) == 2
+    assert len(verdict.dissent) == 3
     assert any("matches no member" in w for w in verdict.warnings)
+
+
+async def test_chair_cannot_overrule_a_majority_with_an_answer_nobody_gave():
+    council = make_council(HAMLET, chair="This is a matter of debate among scholars.")
+    verdict = await run_council("Who wrote Hamlet?", council)
+    assert verdict.answer in (HAMLET["alpha"], HAMLET["beta"])  # a majority member answer, unedited
+    assert "Shakespeare" in verdict.short_answer
+    assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
+    assert any("set aside" in w and "matter of debate" in w for w in verdict.warnings)
+    assert [d.members for d in verdict.dissent] == [["gamma"]]
 
 
 async def test_events_cover_the_whole_run():

@@ -440,8 +440,11 @@ def _threads() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 2
-    # llama.cpp gains little beyond the physical cores, and small models even less.
-    return max(1, min(4, cpus))
+    # The default council runs two servers at once, and llama.cpp's threads spin while they
+    # wait: oversubscribing the cores is far worse than leaving one idle. Measured on 2 cores,
+    # cold `manyminds ask` fan-out: 1.4 s with one thread per server, 4.8–6.4 s with two.
+    # Beyond that, llama.cpp gains little past 4 threads for models this small.
+    return max(1, min(4, cpus // 2))
 
 
 def _start_timeout() -> float:

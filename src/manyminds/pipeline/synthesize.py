@@ -107,6 +107,7 @@ async def run_chair(
         member=chair_name,
         model=model.name,
         status="ok",
+        text=text,
         usage=UsageOut(**completion.usage.to_dict()),
         latency_s=round(completion.latency_s, 4),
         cost_usd=model.cost_usd(completion.usage),
@@ -141,14 +142,17 @@ def decide(
 ) -> Decision:
     """Tie the chair's text to the cluster it endorses and compute the confidence.
 
-    The chair may side with any cluster. If it writes an answer no member gave, the verdict keeps
-    the chair's words but its confidence is the (usually zero) support that answer has.
-    If the chair failed, the heaviest cluster's best answer is used.
+    The chair may side with any cluster, a minority one included. If it writes an answer no
+    member gave while a majority of the answering weight agrees, its text is set aside (kept in
+    the warnings) for the majority's best answer: the chair synthesises the members' positions,
+    it does not overrule a majority with a new one. Without a majority, the chair's own answer
+    stands with the (usually zero) support it has. If the chair failed, the heaviest cluster's
+    best answer is used.
     """
     warnings: list[str] = []
     total_weight = sum(weights.get(a.member, 1.0) for a in answers) or 1.0
-    by_member = {a.member: a for a in answers}
     cluster: Cluster | None = None
+    answer_text, short = chair_text, None
 
     if chair_text:
         chair_short = heuristic_short_answer(question, chair_text)
@@ -159,17 +163,22 @@ def decide(
         scored.sort(key=lambda t: (t[0], t[1], t[2]), reverse=True)
         if scored and scored[0][0] >= threshold:
             cluster = scored[0][3]
-        answer_text = chair_text
-        short = cluster.answer if cluster else chair_short
-        if cluster is None:
+            short = cluster.answer
+        elif agreement.clusters and agreement.clusters[0].share > 0.5:
+            cluster = agreement.clusters[0]
+            answer_text, short = _best_text(cluster, answers, weights), cluster.answer
+            warnings.append(
+                "The chair's answer matched no member's answer and was set aside for the majority's: "
+                f"{_clip(chair_text)!r}"
+            )
+        else:
+            short = chair_short
             warnings.append("The chair's answer matches no member's answer; its confidence reflects that.")
     else:
         cluster = agreement.clusters[0] if agreement.clusters else None
         if cluster is None:
             return Decision("", None, 0.0, None, [], ["No member gave a usable answer."])
-        best = max(cluster.members, key=lambda m: (weights.get(m, 1.0), -cluster.members.index(m)))
-        answer_text = by_member[best].text
-        short = cluster.answer
+        answer_text, short = _best_text(cluster, answers, weights), cluster.answer
         warnings.append("The chair failed; the answer is the best-supported member answer, unedited.")
 
     if cluster is not None:
@@ -190,6 +199,21 @@ def decide(
     if failed:
         warnings.append(f"{len(failed)} member(s) did not answer: {', '.join(failed)}.")
     return Decision(answer_text, short, confidence, cluster, dissent, warnings)
+
+
+def _best_text(cluster: Cluster, answers: list[MemberAnswer], weights: dict[str, float]) -> str:
+    """The full answer of the cluster's representative member (the one whose short answer the
+    cluster carries), else of its heaviest member."""
+    by_member = {a.member: a for a in answers}
+    members = [by_member[m] for m in cluster.members if m in by_member]
+    representative = next((a for a in members if a.short_answer == cluster.answer), None)
+    best = representative or max(members, key=lambda a: weights.get(a.member, 1.0))
+    return best.text
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _contains(text: str, answer: str) -> float:

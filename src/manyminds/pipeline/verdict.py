@@ -61,6 +61,7 @@ class ChairResult(BaseModel):
     member: str
     model: str
     status: Literal["ok", "failed", "skipped"]
+    text: str = ""  # what the chair wrote, kept even when the verdict sets it aside
     error: dict[str, Any] | None = None
     usage: UsageOut = Field(default_factory=UsageOut)
     latency_s: float = 0.0
