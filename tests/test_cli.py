@@ -256,3 +256,31 @@ def test_live_view_in_a_terminal(manyminds_home, server):
         assert member in text
     assert "stage: fan_out" in text  # the live panels were drawn while members answered
     assert "Agreement" in text and "Verdict" in text and "Confidence 67%" in text
+
+
+def test_ctrl_c_marks_the_run_incomplete_and_keeps_finished_members(manyminds_home, server):
+    import signal
+    import time
+
+    write_settings(manyminds_home, server, ["alpha", "slow"], timeout=30)
+    proc = subprocess.Popen([sys.executable, "-m", "manyminds.cli", "ask", "Who wrote Hamlet?"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            con = sqlite3.connect(manyminds_home / "manyminds.db")
+            done = con.execute("select count(*) from member_answers where member = 'alpha'").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:
+            done = 0
+        if done:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err.decode()
+    assert b"stored as incomplete" in err
+    row = runs_in_db(manyminds_home)[0]
+    assert row["status"] == "incomplete"
+    exported = json.loads(run_cli("runs", "export", row["id"]).stdout)
+    assert [m["member"] for m in exported["members"]] == ["alpha"]
