@@ -22,7 +22,8 @@ def manyminds_home(tmp_path, monkeypatch):
     monkeypatch.setenv("MANYMINDS_CACHE", str(SHARED_CACHE))
     monkeypatch.delenv("MANYMINDS_DB", raising=False)
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY", "PERPLEXITY_API_KEY",
-                "GROQ_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+                "GROQ_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "OLLAMA_BASE_URL",
+                "VLLM_BASE_URL", "LLAMACPP_BASE_URL", "GEMINI_BASE_URL", "OPENROUTER_BASE_URL", "GROQ_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     return home
 

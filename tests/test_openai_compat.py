@@ -327,7 +327,7 @@ async def test_missing_key(server, monkeypatch, missing_key):
     assert server.requests == []
     # A key saved after the model was built is picked up.
     save_key("openai", "late-key")
-    assert model.availability() == (True, "ready")
+    assert model.availability() == (True, "ready (key found)")
     await model.complete(Q)
     await model.aclose()
     assert server.requests[-1].headers["authorization"] == "Bearer late-key"
@@ -337,7 +337,7 @@ async def test_keyless_provider_never_sends_openai_key(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
     monkeypatch.setenv("OLLAMA_BASE_URL", server.base_url)
     model = _registry().get_model("ollama/llama3.2")
-    assert model.availability() == (True, "ready")
+    assert model.availability() == (True, f"ready (server answering at {server.base_url})")
     await model.complete(Q)
     await model.aclose()
     assert server.requests[-1].headers["authorization"] == f"Bearer {NO_KEY}"
@@ -378,7 +378,7 @@ def test_register_builtin_providers(monkeypatch):
     assert reg.canonical(name) == name
     infos = {i.name: i for i in reg.list_models()}
     assert infos["openai/gpt-4o-mini"].usable is False and "OPENAI_API_KEY" in infos["openai/gpt-4o-mini"].reason
-    assert infos["ollama/llama3.2"].usable is True
+    assert "answering at http://127.0.0.1:11434/v1" in infos["ollama/llama3.2"].reason  # probed, not assumed
 
 
 async def test_custom_provider_from_settings(server, monkeypatch):
@@ -401,3 +401,17 @@ async def test_custom_provider_from_settings(server, monkeypatch):
     assert c.model == "corp/my-model:7b"
     assert server.requests[-1].body["model"] == "my-model:7b"
     assert server.requests[-1].headers["authorization"] == "Bearer corp-secret"
+
+
+def test_keyless_endpoint_with_no_server_is_not_usable(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OLLAMA_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    usable, why = _registry().get_model("ollama/llama3.2").availability()
+    assert usable is False and why == f"no server answering at http://127.0.0.1:{port}/v1"
+    monkeypatch.setenv("OLLAMA_BASE_URL", "https://ollama.example.com/v1")
+    assert _registry().get_model("ollama/llama3.2").availability() == (
+        True, "no key needed; https://ollama.example.com/v1 not checked")

@@ -36,6 +36,24 @@ _MAX_DETAIL = 300  # characters of a server's error text worth keeping in a mess
 # --- error mapping ----------------------------------------------------------------------
 
 
+def endpoint_status(base_url: str | None) -> tuple[bool, str]:
+    """For a keyless endpoint (Ollama, vLLM, llama.cpp…) "usable now" means something answers:
+    a server on this machine is probed with a quick TCP connect; a remote one is not contacted."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url or "")
+    host = parts.hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return True, f"no key needed; {base_url} not checked"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True, f"ready (server answering at {base_url})"
+    except OSError:
+        return False, f"no server answering at {base_url}"
+
+
 def scrub(text: str, *secrets: str | None) -> str:
     """`text` with every occurrence of each secret replaced by `***`."""
     for secret in secrets:
@@ -275,7 +293,9 @@ class SDKModel(Model):
     def availability(self) -> tuple[bool, str]:
         if self.needs_key and not self._key():
             return False, f"missing key: {self._key_help()}"
-        return True, "ready"
+        if not self.needs_key:
+            return endpoint_status(self.base_url)
+        return True, "ready (key found)"
 
     def _require_key(self) -> str | None:
         key = self._key()
