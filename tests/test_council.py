@@ -239,3 +239,16 @@ async def test_answer_aliases_from_the_settings_join_clusters():
     verdict = await run_council("Which country has the most Nobel laureates?", council)
     assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
     assert sorted(verdict.agreement.clusters[0].members) == ["alpha", "beta"]
+
+
+@pytest.mark.parametrize(
+    "question,message",
+    [("x" * 100_001, "100,001 characters long; the limit is 100,000"), ("Who\x00 wrote Hamlet?", "NUL character")],
+)
+async def test_oversized_or_binary_questions_are_refused_before_any_call(tmp_path, question, message):
+    council = make_council(HAMLET)
+    db = open_db(tmp_path / "runs.db")
+    with pytest.raises(InputError, match=message):
+        await run_council(question, council, recorder=RunRecorder(db))
+    assert all(not m.model.calls for m in council.members)
+    assert list(db["runs"].rows)[0]["status"] == "failed"
