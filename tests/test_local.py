@@ -191,22 +191,15 @@ async def test_four_concurrent_requests_are_served_in_parallel():
         return first or 0.0, time.perf_counter() - start
 
     await timed(99)  # warm up: server started, prompt cache primed
-    ratios = []
-    for _attempt in range(3):  # best of three: other processes on a small box add noise
-        single = (await timed(0))[1]
-        t0 = time.perf_counter()
-        results = await asyncio.gather(*(timed(i) for i in range(1, 5)))
-        wall = time.perf_counter() - t0
-        # The defining property: every request got its first token before any had finished,
-        # i.e. none waited for a free slot.
-        assert max(first for first, _ in results) < min(total for _, total in results)
-        ratios.append(wall / single)
-        if ratios[-1] < 3.6:
-            break
-    print(f"4 parallel / 1 single wall time: {[round(r, 2) for r in ratios]}")
-    if len(os.sched_getaffinity(0)) >= 2:
-        # Loose: with 2 cores, batching 4 gives only ~1.3x the throughput of 1 (measured 3.0-3.2x).
-        assert min(ratios) < 3.6
+    single = (await timed(0))[1]
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(timed(i) for i in range(1, 5)))
+    wall = time.perf_counter() - t0
+    # The defining property: every request got its first token before any had finished, i.e.
+    # none waited for a free slot. How much faster that is overall depends on the cores and is
+    # a benchmark's business, not a test's.
+    assert max(first for first, _ in results) < min(total for _, total in results)
+    print(f"4 parallel / 1 single wall time: {wall / single:.2f}")
     await model.aclose()
 
 
