@@ -67,7 +67,7 @@ async def test_weights_change_the_confidence():
 
 async def test_chair_sees_anonymised_answers_only():
     council = make_council(HAMLET)
-    verdict = await run_council("Who wrote Hamlet?", council)
+    await run_council("Who wrote Hamlet?", council)
     prompt = " ".join(m.content for m in council.chair_model.calls[0])
     for name in HAMLET:
         assert name not in prompt

@@ -52,7 +52,7 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum) -> N
     Every member answers concurrently; their answers are compared, a chair writes one answer
     with a confidence derived from the members' agreement, and the run is stored.
     """
-    from ..api import aask, open_recorder, record_failure
+    from ..api import open_recorder, record_failure
     from ..errors import ManymindsError
 
     try:

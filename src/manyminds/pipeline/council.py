@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config import CouncilSettings, MemberSettings, Settings
+from ..config import CouncilSettings, MemberSettings
 from ..errors import InputError, LocalModelMissing, ManymindsError, QuorumNotMet
 from ..models.base import Model
 from ..models.registry import Registry

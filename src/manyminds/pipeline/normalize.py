@@ -134,7 +134,7 @@ def analyse(text: str) -> Analysed:
     """Normalise once: roman numerals in names, fold, punctuation, numbers, articles."""
     text = _romans_to_digits(text)
     text = fold(text)
-    for sym, code in _CURRENCY.items():
+    for sym in _CURRENCY:
         text = text.replace(sym, " ")  # "$5" is 5: the unit only matters when both name one
     text = text.replace("&", " and ").replace("−", "-").replace("–", "-")
     text = re.sub(r"['’`´]", "", text)  # O'Neill and ONeill, Newton's and Newtons
