@@ -254,3 +254,11 @@ async def test_oversized_or_binary_questions_are_refused_before_any_call(tmp_pat
         await run_council(question, council, recorder=RunRecorder(db))
     assert all(not m.model.calls for m in council.members)
     assert list(db["runs"].rows)[0]["status"] == "failed"
+
+
+async def test_a_provider_raising_an_unexpected_exception_fails_only_its_member():
+    council = make_council({"alpha": ValueError("plugin bug"), "beta": "Shakespeare", "gamma": "Shakespeare"})
+    verdict = await run_council("Who wrote Hamlet?", council)
+    alpha = next(m for m in verdict.members if m.member == "alpha")
+    assert alpha.status == "failed" and "ValueError: plugin bug" in alpha.error["message"]
+    assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)

@@ -213,6 +213,9 @@ async def run_council(
     except (asyncio.CancelledError, KeyboardInterrupt):
         recorder.mark_incomplete(run_id, "interrupted before the run finished")
         raise
+    except Exception as exc:  # a bug, not bad input: still leave a record of what happened
+        recorder.fail(run_id, {"type": type(exc).__name__, "message": str(exc)})
+        raise
 
 
 async def _pipeline(

@@ -119,8 +119,10 @@ class FanOut:
             return self._failed(member, err, "failed", attempts, timer.elapsed, emit)
         except ManymindsError as err:  # e.g. a local model package that is missing
             wrapped = ModelError(str(err), provider=model.provider, model=model.name)
-            answer = self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit, origin=err)
-            return answer
+            return self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit, origin=err)
+        except Exception as err:  # noqa: BLE001 - a faulty provider plugin fails its member, not the run
+            wrapped = ModelError(f"{type(err).__name__}: {err}", provider=model.provider, model=model.name)
+            return self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit)
 
         answer = MemberAnswer(
             member=member.name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import string
 from dataclasses import dataclass
 
@@ -218,10 +219,11 @@ def _clip(text: str, limit: int = 200) -> str:
 
 def _contains(text: str, answer: str) -> float:
     """1.0 when the cluster's short answer appears as words in the chair's text."""
-    import re
-
-    norm = lambda s: " ".join(re.findall(r"\w+", s.lower()))  # noqa: E731
-    a, t = norm(answer), norm(text)
+    a, t = _words(answer), _words(text)
     if not a or len(a) < 2:
         return 0.0
     return 1.0 if f" {a} " in f" {t} " else 0.0
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
