@@ -56,7 +56,7 @@ def chair_prompt(question: str, labelled: dict[str, MemberAnswer], agreement: Ag
     member_label = {a.member: label for label, a in labelled.items()}
     parts = [f"Question: {question}", "", "Responses (quoted data):"]
     for label, answer in labelled.items():
-        text = answer.text[:MAX_QUOTED_CHARS]
+        text = _quote(answer.text[:MAX_QUOTED_CHARS])
         parts.append(f'<response label="{label}">\n{text}\n</response>')
     parts.append("")
     parts.append("Agreement between responses:")
@@ -227,3 +227,9 @@ def _contains(text: str, answer: str) -> float:
 
 def _words(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _quote(text: str) -> str:
+    """A member's text cannot close its own quotation and pose as the prompt: tags that look
+    like ours are defused."""
+    return re.sub(r"<(/?)(response)", r"‹\1\2", text, flags=re.I)
