@@ -129,12 +129,6 @@ class NullRecorder:
     def sink(self, event: Event) -> None:
         pass
 
-    def stage_started(self, run_id: str, stage: str) -> None:
-        pass
-
-    def stage_finished(self, run_id: str, stage: str, seconds: float, data: dict | None = None) -> None:
-        pass
-
     def finish(self, run_id: str, verdict: Verdict) -> None:
         pass
 
