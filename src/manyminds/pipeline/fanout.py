@@ -79,9 +79,23 @@ class FanOut:
     async def run(self, question: str, members: list[Member]) -> list[MemberAnswer]:
         return list(await asyncio.gather(*(self.one(question, m) for m in members)))
 
-    async def one(self, question: str, member: Member, messages: list[Message] | None = None) -> MemberAnswer:
+    async def one(
+        self,
+        question: str,
+        member: Member,
+        messages: list[Message] | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> MemberAnswer:
+        """One member's call. Later stages (reviews, revisions, samples) pass their own
+        `messages` and may need a larger `max_tokens` or another `temperature` than the seat's."""
         messages = messages or member.messages(question)
         options = member.options()
+        if max_tokens is not None:
+            options = options.model_copy(update={"max_tokens": max_tokens})
+        if temperature is not None:
+            options = options.model_copy(update={"temperature": temperature})
         timeout = member.settings.timeout or self.timeout
         model = member.model
         attempts = 0

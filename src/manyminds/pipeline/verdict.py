@@ -68,6 +68,72 @@ class ChairResult(BaseModel):
     cost_usd: float | None = None
 
 
+Stance = Literal["supports", "contradicts", "silent"]
+ClaimStatus = Literal["consensus", "contested", "unique"]
+EvidenceVerdict = Literal["supported", "refuted", "not_found"]
+
+
+class Evidence(BaseModel):
+    """A passage a claim was checked against, and what it says about the claim."""
+
+    verdict: EvidenceVerdict
+    document: str  # path or URL as added
+    location: str  # "page 3", "§ Heading", a URL…
+    quote: str  # the span that supports or refutes the claim, verbatim from the passage
+    collection: str | None = None
+    score: float | None = None  # retrieval score
+
+
+class Claim(BaseModel):
+    """One atomic claim, clustered across members: who supports, contradicts or is silent."""
+
+    id: str  # "c1", "c2"… in the order of the matrix
+    text: str  # the representative wording
+    stances: dict[str, Stance]  # member → stance, every answering member present
+    status: ClaimStatus
+    wordings: dict[str, str] = Field(default_factory=dict)  # member → that member's own wording
+    evidence: list[Evidence] = Field(default_factory=list)
+    evidence_verdict: EvidenceVerdict | Literal["unchecked"] = "unchecked"
+
+
+class ClaimMatrix(BaseModel):
+    """The agreement matrix of long answers: claims × members."""
+
+    members: list[str]
+    claims: list[Claim]
+
+    def by_status(self, status: ClaimStatus) -> list[Claim]:
+        return [c for c in self.claims if c.status == status]
+
+
+class Citation(BaseModel):
+    id: int  # [1], [2]… as written in the answer
+    document: str
+    location: str
+    quote: str
+    claim_ids: list[str] = Field(default_factory=list)
+
+
+class ReviewError(BaseModel):
+    member: str  # the reviewed member (de-anonymised after the review)
+    quote: str  # what the reviewer says is wrong
+    reason: str
+
+
+class Review(BaseModel):
+    """One member's anonymous review of the others' answers."""
+
+    reviewer: str
+    round: int = 1
+    status: Literal["ok", "failed"] = "ok"
+    ranking: list[str] = Field(default_factory=list)  # reviewed members, best first
+    errors: list[ReviewError] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)  # label → member, hidden from the reviewer
+    text: str = ""  # the raw review
+    error: dict[str, Any] | None = None
+    usage: UsageOut = Field(default_factory=UsageOut)
+
+
 class Verdict(BaseModel):
     run_id: str
     question: str
@@ -85,3 +151,8 @@ class Verdict(BaseModel):
     timings: dict[str, float]  # seconds per stage, plus "total"
     warnings: list[str] = Field(default_factory=list)
     created_at: str = ""
+    strategy: str = "council"
+    reviews: list[Review] = Field(default_factory=list)
+    claims: ClaimMatrix | None = None  # long answers compared claim by claim
+    citations: list[Citation] = Field(default_factory=list)
+    follow_ups: list[str] = Field(default_factory=list)  # questions the disagreements suggest
