@@ -1,0 +1,152 @@
+"""Trust learned from evidence: reliability with shrinkage, log-odds weights, out-of-fold use,
+the default rule, and trust.json (worked out by hand)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from helpers import make_council
+
+from manyminds.errors import InputError
+from manyminds.eval.trust import (
+    apply_learned,
+    apply_weights,
+    default_rule,
+    fingerprint,
+    fit_reliability,
+    fit_trust_table,
+    learned_trust,
+    save_trust,
+    weight_of,
+    weights_for,
+)
+from manyminds.pipeline.council import run_council
+
+
+def rows(member: str, dataset: str, results: list[int], category: str | None = None, start: int = 0) -> list[dict]:
+    return [{"strategy": f"single:{member}", "dataset": dataset, "item_id": f"{dataset}-{start + i}",
+             "category": category, "correct": c} for i, c in enumerate(results)]  # fmt: skip
+
+
+def test_weight_is_log_odds_with_a_floor():
+    assert weight_of(0.75) == pytest.approx(math.log(3), abs=1e-4)
+    assert weight_of(0.5) == 0.05 and weight_of(0.2) == 0.05  # no better than chance: the floor
+    # with 10 possible answers a 30 % member is far better than chance
+    assert weight_of(0.3, 10) == pytest.approx(math.log(0.3 / 0.7) + math.log(9), abs=1e-4)
+
+
+def test_reliability_is_shrunk_toward_the_members_overall_record():
+    data = rows("a", "d1", [1] * 8 + [0] * 2) + rows("a", "d2", [1, 1]) + rows("b", "d1", [0] * 10) + rows("b", "d2", [1, 1])
+    table = fit_reliability(data, answers={"d1": 2, "d2": 2})
+    # overall: Beta(1, 1) posterior mean
+    assert table["overall"]["a"]["reliability"] == pytest.approx((10 + 1) / (12 + 2), abs=1e-4)
+    assert table["overall"]["b"]["reliability"] == pytest.approx((2 + 1) / (12 + 2), abs=1e-4)
+    # per dataset: 10 pseudo-items at the overall reliability
+    p_a = (10 + 1) / 14
+    assert table["datasets"]["d2"]["members"]["a"]["reliability"] == pytest.approx((2 + 10 * p_a) / (2 + 10), abs=1e-4)
+    # two right answers out of two do not make b a perfect member on d2
+    p_b = (2 + 10 * (3 / 14)) / 12
+    assert table["datasets"]["d2"]["members"]["b"]["reliability"] == pytest.approx(p_b, abs=1e-4)
+    assert table["datasets"]["d2"]["members"]["b"]["weight"] == 0.05  # still below chance
+    assert table["datasets"]["d1"]["members"]["a"]["accuracy"] == 0.8
+
+
+def test_categories_get_their_own_weights_only_with_enough_items():
+    data = (rows("a", "d", [1] * 20, "big") + rows("b", "d", [0] * 20, "big")
+            + rows("a", "d", [0] * 5, "small", start=20) + rows("b", "d", [1] * 5, "small", start=20))  # fmt: skip
+    table = fit_reliability(data, answers={"d": 2})
+    assert set(table["datasets"]["d"]["categories"]) == {"big"}
+    assert weights_for(table, "d", "small") == {m: s["weight"] for m, s in table["datasets"]["d"]["members"].items()}
+    assert weights_for(table, "d", "big")["a"] > weights_for(table, "d", None)["a"]
+    assert weights_for(table, "elsewhere", None) == {m: s["weight"] for m, s in table["overall"].items()}
+
+
+def test_folds_weight_each_item_by_the_other_half():
+    data = rows("a", "d", [1, 1, 0, 0]) + rows("b", "d", [0, 0, 1, 1])
+    fold = lambda item_id: int(item_id.split("-")[1]) // 2  # items 0, 1 → fold 0; 2, 3 → fold 1
+    table = fit_trust_table(data, folds=True, fold_of=fold, answers={"d": 2})
+    w0 = weights_for(table, "d", None, fold=0)  # fitted on items 2, 3: b right, a wrong
+    w1 = weights_for(table, "d", None, fold=1)
+    assert w0["b"] > w0["a"] and w1["a"] > w1["b"]
+
+
+def test_no_single_results_is_an_input_error():
+    with pytest.raises(InputError, match="--strategy single"):
+        fit_reliability([{"strategy": "council", "dataset": "d", "item_id": "x", "correct": 1}])
+
+
+async def test_weights_reach_the_vote_and_the_chair():
+    council = make_council({"strong": "Paris", "weak1": "Lyon", "weak2": "Lyon"}, chair="Paris")
+    weighted = apply_weights(council, {"strong": 2.0, "weak1": 0.05, "weak2": 0.05})
+    assert weighted.weights == {"strong": 2.0, "weak1": 0.05, "weak2": 0.05}
+    assert council.weights == {"strong": 1.0, "weak1": 1.0, "weak2": 1.0}  # the original is untouched
+    vote = await run_council("Capital of France?", weighted, strategy="majority")
+    assert vote.short_answer == "Paris" and vote.confidence == pytest.approx(2.0 / 2.1, abs=1e-3)
+    verdict = await run_council("Capital of France?", weighted)
+    prompt = weighted.chair_model.calls[-1][1].content
+    assert "95% of the answering weight" in prompt  # the chair sees the weighted shares
+    assert verdict.confidence == pytest.approx(2.0 / 2.1, abs=1e-3)
+
+
+def _results(label: str, dataset: str, correct: list[int]) -> list[dict]:
+    return [{"strategy": label, "dataset": dataset, "item_id": f"{dataset}-{i}", "category": None, "correct": c}
+            for i, c in enumerate(correct)]  # fmt: skip
+
+
+def test_default_rule_flags_a_slice_and_changes_the_default():
+    data = (_results("single:a", "d1", [1] * 8 + [0] * 2) + _results("single:b", "d1", [1] * 4 + [0] * 6)
+            + _results("council", "d1", [1] * 6 + [0] * 4) + _results("council+trust", "d1", [1] * 8 + [0] * 2)
+            + _results("single:a", "d2", [1] * 5 + [0] * 5) + _results("single:b", "d2", [1] * 5 + [0] * 5)
+            + _results("council", "d2", [1] * 6 + [0] * 4) + _results("council+trust", "d2", [1] * 6 + [0] * 4))  # fmt: skip
+    rule = default_rule(data)
+    d1 = rule["slices"]["d1"]
+    assert d1["best_single"] == "single:a"
+    assert d1["candidates"]["council"]["below"] and d1["candidates"]["council"]["lift"]["lift"] == pytest.approx(-0.2)
+    assert not d1["candidates"]["council+trust"]["below"]
+    assert rule["chosen"] == "council+trust" and rule["changed"]
+    assert any("On d1, the default (council) scores 60.0%, below the best single member (single:a, 80.0%)" in s
+               for s in rule["sentences"])  # fmt: skip
+    assert any("changes to council+trust" in s for s in rule["sentences"])
+    fine = default_rule([r for r in data if r["dataset"] == "d2"])
+    assert not fine["changed"] and "it stays" in fine["sentences"][-1]
+
+
+async def test_trust_file_is_keyed_by_the_council_and_applied_to_ask(tmp_path):
+    council = make_council({"strong": "Paris", "weak1": "Lyon", "weak2": "Lyon"})
+    table = fit_reliability(rows("strong", "d", [1] * 9 + [0]) + rows("weak1", "d", [0] * 6 + [1] * 4)
+                            + rows("weak2", "d", [0] * 6 + [1] * 4), answers={"d": 2})  # fmt: skip
+    rule = {"chosen": "council+trust", "sentences": ["because"]}
+    path = save_trust(council, table, rule, ["RUN1"], path=tmp_path / "trust.json")
+    data = json.loads(path.read_text())
+    entry = data["councils"][fingerprint(council)]
+    assert entry["source_runs"] == ["RUN1"] and entry["default"]["strategy"] == "council+trust"
+    assert learned_trust(council, tmp_path / "trust.json")["table"]["overall"]["strong"]["weight"] > 1
+    weighted, strategy, params = apply_learned(council, "council", tmp_path / "trust.json")
+    assert strategy == "council" and params == {}
+    assert weighted.weights["strong"] > weighted.weights["weak1"] + weighted.weights["weak2"]
+    verdict = await run_council("Capital of France?", weighted)  # the learned default, as `ask` would run it
+    assert verdict.short_answer == "Paris"
+    save_trust(council, table, {"chosen": "single:strong", "sentences": []}, ["RUN2"], path=tmp_path / "trust.json")
+    assert apply_learned(council, "council", tmp_path / "trust.json")[1:] == ("single", {"member": "strong"})
+    assert apply_learned(council, "deep", tmp_path / "trust.json")[1] == "deep"  # only the default is replaced
+    other = make_council({"strong": "Paris", "weak1": "Lyon"})  # another council: no stale weights
+    assert learned_trust(other, tmp_path / "trust.json") is None
+    assert apply_learned(other, "council", tmp_path / "trust.json")[0] is other
+
+
+async def test_a_call_that_names_no_strategy_gets_the_learned_default():
+    from manyminds.api import learned_default
+
+    council = make_council({"strong": "Paris", "weak1": "Lyon", "weak2": "Lyon"}, chair="Lyon")
+    assert learned_default(council) == (council, "council", None)  # no trust.json in the user dir
+    table = fit_reliability(rows("strong", "d", [1] * 9 + [0]) + rows("weak1", "d", [0] * 6 + [1] * 4)
+                            + rows("weak2", "d", [0] * 6 + [1] * 4), answers={"d": 2})  # fmt: skip
+    save_trust(council, table, {"chosen": "single:strong", "sentences": []}, ["RUN1"])  # the user dir's trust.json
+    resolved, strategy, params = learned_default(council)
+    assert (strategy, params) == ("single", {"member": "strong"})
+    verdict = await run_council("Capital of France?", resolved, strategy=strategy, params=params)
+    assert verdict.short_answer == "Paris" and [m.member for m in verdict.members] == ["strong"]
+    other = make_council({"alpha": "Paris", "beta": "Paris"})
+    assert learned_default(other) == (other, "council", None)  # another council keeps the default
