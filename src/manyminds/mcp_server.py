@@ -1,0 +1,253 @@
+"""manyminds as an MCP server for agent hosts (Claude Desktop, IDEs, …): `manyminds mcp`.
+
+Two tools, over stdio, built with the official `mcp` package:
+
+    ask(question, council?, models?)   → the Verdict JSON (structured content) + a short summary
+    verify(text, collection?, council?, models?) → a verdict per claim of `text` + a summary
+
+Every run is stored in the user dir's database like a run of `manyminds ask`. A failure a user
+can act on (an empty question, an unknown council, a council that could not answer) comes
+back as a tool error — `isError: true` with the message — never as a crash of the server.
+
+Stdout is the protocol channel: while the server runs, the SDK points file descriptor 1 at
+stderr for everything else, and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import ManymindsError
+from .pipeline.events import Event
+from .pipeline.verdict import Verdict
+from .verify import VerifyReport
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "manyminds asks several language models (a council) the same question at once, compares "
+    "their answers and returns one answer with a measured confidence, the dissent (who said what "
+    "else) and every member's answer. Use `ask` for a question whose answer you want "
+    "cross-checked; use `verify` to fact-check a text claim by claim. Confidence is the "
+    "weighted share of members that agree; it is not a guarantee."
+)
+
+# Not read-only: each call runs (and may pay for) model calls and stores a run; nothing is deleted.
+RUNS_MODELS = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True)
+
+QuestionArg = Annotated[str, Field(description="The question to ask every member of the council.")]
+CouncilArg = Annotated[
+    str | None,
+    Field(description="A council from the user's settings (default: the default council, e.g. the local one)."),
+]
+ModelsArg = Annotated[
+    list[str] | None,
+    Field(description='Ask these models instead of a council, e.g. ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"].'),
+]
+TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
+CollectionArg = Annotated[
+    str | None,
+    Field(description="A local document collection (`manyminds docs add`) to check the claims against."),
+]
+
+
+def build_server(settings: Settings | None = None, *, db_path: str | None = None) -> MCPServer:
+    """The MCP server with its two tools. `settings` default to the user dir's settings file,
+    read on every call so an edit applies without restarting the host."""
+
+    server = MCPServer(name="manyminds", title="manyminds council", instructions=INSTRUCTIONS, version=__version__)
+
+    def current_settings() -> Settings:
+        return settings or load_settings()
+
+    @server.tool(
+        name="ask",
+        title="Ask a council of models",
+        description=(
+            "Ask several language models the same question at once; returns one answer with a "
+            "confidence (the weighted share of members that agree), the dissent, and every member's "
+            "answer (structured content: the manyminds Verdict)."
+        ),
+        annotations=RUNS_MODELS,
+    )
+    async def ask(
+        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None
+    ) -> Annotated[CallToolResult, Verdict]:
+        from .api import aask
+
+        progress = Progress(ctx)
+        try:
+            verdict = await aask(
+                question, council=council, models=models or None, settings=current_settings(),
+                db_path=db_path, on_event=progress.handle,
+            )
+        except ManymindsError as exc:
+            raise ToolError(error_text(exc)) from None
+        finally:
+            await progress.drain()
+        return CallToolResult(
+            content=[TextContent(type="text", text=summarize_verdict(verdict))],
+            structured_content=verdict.model_dump(mode="json"),
+        )
+
+    @server.tool(
+        name="verify",
+        title="Fact-check a text claim by claim",
+        description=(
+            "Split a text into atomic claims and have a council of models (and, with `collection`, "
+            "the user's local documents) support or refute each one; returns a verdict per claim."
+        ),
+        annotations=RUNS_MODELS,
+    )
+    async def verify(
+        text: TextArg, ctx: Context, collection: CollectionArg = None, council: CouncilArg = None, models: ModelsArg = None
+    ) -> Annotated[CallToolResult, VerifyReport]:
+        from .verify import averify
+
+        progress = Progress(ctx)
+        try:
+            report = await averify(
+                text, council=council, models=models or None, collection=collection, settings=current_settings(),
+                db_path=db_path, on_event=progress.handle,
+            )
+        except ManymindsError as exc:
+            raise ToolError(error_text(exc)) from None
+        finally:
+            await progress.drain()
+        return CallToolResult(
+            content=[TextContent(type="text", text=summarize_report(report))],
+            structured_content=report.model_dump(mode="json"),
+        )
+
+    return server
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """Forwards pipeline events to the host as MCP progress notifications (when the host asked
+    for them with a progress token). The pipeline's sink is synchronous, so each notification is
+    sent from a task; `drain` waits for them before the tool returns."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.tasks: list[asyncio.Task] = []
+        self.members = 0
+        self.finished = 0
+        self.stage = ""
+
+    def handle(self, event: Event) -> None:
+        message = None
+        if event.kind == "run_started":
+            self.members = len((event.data.get("council") or {}).get("members") or [])
+            message = f"asking {self.members} members"
+        elif event.kind == "stage_started" and event.stage:
+            self.stage = event.stage
+            message = f"stage {event.stage}"
+        elif event.kind in ("member_done", "member_failed") and event.stage == "fan_out":
+            self.finished += 1
+            status = (event.data.get("answer") or {}).get("status", "done")
+            message = f"{event.member}: {status}"
+        if message is None:
+            return
+        total = float(self.members or 1) + 1  # +1: the verdict
+        done = min(self.finished, self.members)
+        self._send(float(done), total, message)
+
+    def _send(self, progress: float, total: float, message: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.tasks.append(loop.create_task(self._report(progress, total, message)))
+
+    async def _report(self, progress: float, total: float, message: str) -> None:
+        try:
+            await self.ctx.report_progress(progress, total, message)
+        except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the answer matters
+            log.debug("progress notification not sent: %s", exc)
+
+    async def drain(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            self.tasks.clear()
+
+
+# --- what the host reads --------------------------------------------------------------------
+
+
+def error_text(exc: ManymindsError) -> str:
+    text = str(exc)
+    run_id = getattr(exc, "run_id", None)
+    if run_id and run_id not in text:
+        text += f"\n(run {run_id} was stored; `manyminds runs show {run_id}`)"
+    return text
+
+
+def summarize_verdict(verdict: Verdict) -> str:
+    """A few lines for the model reading the tool result; the structured content has the rest."""
+    lines = [verdict.answer.strip()]
+    if verdict.short_answer and verdict.short_answer.strip() != verdict.answer.strip():
+        lines.append(f"Short answer: {verdict.short_answer}")
+    lines.append(f"Confidence: {verdict.confidence:.0%} — {verdict.confidence_explanation}")
+    for d in verdict.dissent:
+        lines.append(f"Dissent: {d.answer!r} from {', '.join(d.members)} ({d.share:.0%})")
+    if verdict.claims and verdict.claims.claims:
+        contested = verdict.claims.by_status("contested")
+        lines.append(f"Claims: {len(verdict.claims.claims)} compared, {len(contested)} contested.")
+        lines += [f"  contested {c.id}: {c.text}" for c in contested[:5]]
+    for c in verdict.citations:
+        lines.append(f"[{c.id}] {c.document}, {c.location}")
+    failed = [m for m in verdict.members if not m.ok]
+    for m in failed:
+        lines.append(f"Member {m.member} {m.status}: {(m.error or {}).get('message', '')}")
+    for w in verdict.warnings:
+        lines.append(f"Warning: {w}")
+    if verdict.follow_ups:
+        lines.append("Worth asking next: " + " | ".join(verdict.follow_ups))
+    answered = sum(1 for m in verdict.members if m.ok)
+    lines.append(f"Council {verdict.council}: {answered} of {len(verdict.members)} members answered. Run {verdict.run_id}.")
+    return "\n".join(lines)
+
+
+def summarize_report(report: VerifyReport) -> str:
+    """The text's verdict, then one line per claim with its verdict, score and best evidence."""
+    counts = ", ".join(f"{n} {v}" for v, n in report.counts.items() if n)
+    lines = [f"Verdict: {report.verdict} (score {report.score:.2f}); claims: {counts or 'none'}."]
+    if report.summary.strip():
+        lines.append(report.summary.strip())
+    for c in report.claims:
+        line = f"{c.id} [{c.verdict}, {c.score:.2f}] {c.text}"
+        if c.evidence:
+            e = c.evidence[0]
+            line += f" — {e.verdict}: {e.quote!r} ({e.document}, {e.location})"
+        lines.append(line)
+    for w in report.warnings:
+        lines.append(f"Warning: {w}")
+    lines.append(f"Council {report.council}. Run {report.run_id}.")
+    return "\n".join(lines)
+
+
+def main(settings: Settings | None = None, *, db_path: str | None = None) -> None:
+    """Serve over stdio until the host closes stdin."""
+    server = build_server(settings, db_path=db_path)
+    # The SDK logs to stderr at INFO (tool failures included); one line per provider HTTP
+    # request is noise in a host's log.
+    for name in ("httpx", "httpcore", "openai", "anthropic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    server.run("stdio")
+
+
+
+if __name__ == "__main__":
+    main()
