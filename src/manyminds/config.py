@@ -72,6 +72,17 @@ class ProviderSettings(BaseModel):
     context_window: int | None = None
 
 
+class SearchSettings(BaseModel):
+    """A web search service used as evidence, `[search.NAME]`. `provider` names the
+    implementation (`http`, the generic JSON one, or a plugin's); the remaining keys are that
+    implementation's options and are checked by it (`manyminds.evidence.search`)."""
+
+    model_config = ConfigDict(extra="allow")
+    provider: str = "http"
+    url: str | None = None
+    key_env: str | None = None  # environment variable holding its key, if it needs one
+
+
 class CouncilSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     members: list[MemberSettings]
@@ -108,6 +119,7 @@ class Settings(BaseModel):
     councils: dict[str, CouncilSettings] = Field(default_factory=dict)
     aliases: dict[str, str] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    search: dict[str, SearchSettings] = Field(default_factory=dict)
 
     def council(self, name: str | None = None) -> tuple[str, CouncilSettings]:
         name = name or self.default_council

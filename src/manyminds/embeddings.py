@@ -69,6 +69,9 @@ class Embedder:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Idle worker threads otherwise spin after every call and slow the numpy work that
+        # follows (vector search went from 22 to 8 ms with spinning off; batches no slower).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
