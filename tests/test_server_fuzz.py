@@ -30,6 +30,7 @@ def test_schemathesis_finds_no_server_error_and_no_spec_mismatch(tmp_path):
              "-H", f"Authorization: Bearer {TOKEN}", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
              "--max-examples", "25", "--request-timeout", "30", "--no-color"],
             capture_output=True, text=True, timeout=300,
+            cwd=tmp_path,  # schemathesis keeps its example database in the working directory
         )
     report = result.stdout[-6000:]
     assert result.returncode == 0, report

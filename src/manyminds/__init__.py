@@ -11,10 +11,11 @@ that `manyminds ask --json` prints).
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ask", "aask", "Verdict", "ScriptedModel", "__version__"]
+__all__ = ["ask", "aask", "verify", "averify", "Verdict", "ScriptedModel", "__version__"]
 
 if TYPE_CHECKING:
     from .api import aask, ask
@@ -28,6 +29,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name in ("verify", "averify", "VerifyReport"):  # fact-check a text claim by claim (verify.py)
+        return getattr(importlib.import_module(f"{__name__}.verify"), name)
     if name == "Verdict":
         from .pipeline.verdict import Verdict
 

@@ -66,7 +66,7 @@ async def aask(
     timeout: float | None = None,
     quorum: int | None = None,
     keys: dict[str, str] | None = None,
-    strategy: str = "council",
+    strategy: str | None = None,
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> Verdict:
@@ -78,7 +78,10 @@ async def aask(
     `keys` maps provider → API key and wins over environment variables and the key file.
     `strategy` names how the council works (see `manyminds.pipeline.strategies.STRATEGIES`:
     "council", "deep", and the baselines) with `params` for it; `run_id` (a ULID) fixes the
-    stored run's id in advance.
+    stored run's id in advance. With no `strategy`, the council's default is used: "council",
+    unless `manyminds eval fit-trust` learned another for exactly this council from stored
+    eval runs (trust weights, or its best single member — see docs/evaluation.md); the
+    verdict's warnings then say so.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
     """
@@ -86,16 +89,39 @@ async def aask(
     try:
         settings = settings or load_settings()
         resolved = resolve_council(settings, council, models, timeout=timeout, quorum=quorum, keys=keys)
+        learned = None
+        if strategy is None:
+            resolved, strategy, learned = learned_default(resolved)
+            params = {**learned, **(params or {})} if learned is not None else params
     except ManymindsError as exc:
         record_failure(recorder, question, council or "default", exc, strategy=strategy, run_id=run_id)
         raise
     try:
-        return await run_council(
+        verdict = await run_council(
             question, resolved, strategy=strategy, params=params, recorder=recorder,
             emit=on_event or ignore_event, run_id=run_id,
         )
+        if learned is not None:
+            verdict.warnings.append(
+                f"Strategy {verdict.strategy!r} with the weights learned from stored eval runs for this council "
+                "(manyminds eval fit-trust; delete trust.json in the user dir to undo)."
+            )
+        return verdict
     finally:
         await resolved.aclose()
+
+
+def learned_default(council: Council) -> tuple[Council, str, dict[str, Any] | None]:
+    """(council, strategy, params) for a call that named no strategy: "council", or what
+    `eval fit-trust` recorded for exactly this council (params is then not None)."""
+    from .eval.trust import apply_learned, trust_path
+
+    if not trust_path().exists():  # the common case: no eval was ever fitted
+        return council, "council", None
+    resolved, strategy, params = apply_learned(council, "council")
+    if resolved is council and strategy == "council" and not params:
+        return council, "council", None
+    return resolved, strategy, params
 
 
 def ask(question: str, **kwargs: Any) -> Verdict:

@@ -46,7 +46,10 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--no-store", is_flag=True, help="Do not store the run in the database.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds each member may take (overrides settings).")
 @click.option("--quorum", type=click.IntRange(min=1), help="Members that must answer (overrides settings).")
-def ask(question, council_name, models, as_json, no_store, timeout, quorum) -> None:  # noqa: ANN001
+@click.option("--deep", is_flag=True, help="Queue a deep run (review and revision rounds) for a worker; print its id.")
+@click.option("--collection", help="Check the answer's claims against this document collection (manyminds docs add).")
+@click.option("--strategy", "strategy_name", help="How the council works: council (default), crosscheck, deep, …")
+def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name) -> None:  # noqa: ANN001
     """Ask the council QUESTION (or read it from stdin).
 
     Every member answers concurrently; their answers are compared, a chair writes one answer
@@ -63,8 +66,14 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum) -> N
         record_failure(open_recorder(not no_store), received, council_name or "default", exc)
         fail(exc, as_json=as_json)
 
+    if deep:
+        _submit_deep(question_text, council_name, list(models), timeout, quorum, as_json, no_store,
+                     **_strategy_kwargs(strategy_name or "deep", collection))
+        return
+
     live = stdout_is_terminal() and not as_json
     kwargs = dict(council=council_name, models=list(models) or None, store=not no_store, timeout=timeout, quorum=quorum)
+    kwargs.update(_strategy_kwargs(strategy_name, collection))
     try:
         verdict = asyncio.run(_run(question_text, kwargs, live))
     except ManymindsError as exc:
@@ -107,3 +116,47 @@ async def _run(question: str, kwargs: dict, live: bool):  # noqa: ANN202
 
 def _raw_question(words: tuple[str, ...]) -> str:
     return " ".join(words).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _submit_deep(question: str, council: str | None, models: list[str], timeout, quorum, as_json: bool, no_store: bool,  # noqa: ANN001
+                 strategy: str | None = None, params: dict | None = None) -> None:
+    """Queue the question as a deep job straight in the database (no server needed) and say
+    whether a worker will pick it up. The id printed is the id the finished run will have.
+    The job runs the "deep" strategy unless --strategy / --collection name another."""
+    from ..config import load_settings
+    from ..errors import InputError, ManymindsError
+    from ..server.jobs import live_workers, submit_job
+    from ..store import open_db
+
+    try:
+        if no_store:
+            raise InputError("--deep runs are stored by nature (a worker runs them later); drop --no-store.")
+        db = open_db()
+        job = submit_job(db, question, settings=load_settings(), council=council, models=models or None,
+                         timeout=timeout, quorum=quorum, strategy=strategy, params=params)
+        workers = live_workers(db)
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    run_id = job["run_id"]
+    if as_json:
+        echo_json({"id": run_id, "status": job["status"], "tier": "deep", "worker_running": bool(workers),
+                   "workers": workers, "wait": f"manyminds runs wait {run_id}"})
+        return
+    click.echo(run_id)  # alone on stdout: ID=$(manyminds ask --deep "…")
+    if workers:
+        click.echo(f"Queued deep run {run_id}; a worker is running (pid {workers[0]['pid']}).", err=True)
+    else:
+        click.echo(f"Queued deep run {run_id}. No worker is running: start one with `manyminds serve` "
+                   "(or `manyminds serve --worker-only`).", err=True)
+    click.echo(f"Follow it with: manyminds runs wait {run_id}", err=True)
+
+
+def _strategy_kwargs(strategy: str | None, collection: str | None) -> dict:
+    """--strategy / --collection as `aask` keywords. A collection alone means the claim path
+    with grounding and no review rounds (crosscheck, review off): one fan-out, then sources."""
+    if collection and not strategy:
+        return {"strategy": "crosscheck", "params": {"collection": collection, "review": False, "rounds": 0}}
+    out: dict = {"strategy": strategy} if strategy else {}
+    if collection:
+        out["params"] = {"collection": collection}
+    return out

@@ -115,6 +115,9 @@ def render_verdict(verdict: Verdict) -> Any:
     for m in verdict.members:
         if not m.ok:
             agreement.add_row(Text(f"({m.status})", style="red"), m.member, "—")
+    if verdict.claims is not None:
+        # Long answers: the claims × members matrix says more than short-answer clusters.
+        agreement = claims_table(verdict)
 
     body = Text()
     body.append(verdict.answer + "\n\n")
@@ -127,6 +130,15 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append("\nDissent:\n", style="bold")
         for d in verdict.dissent:
             body.append(f"  • {d.answer!r}: {', '.join(d.members)} ({d.share:.0%})\n")
+    if verdict.citations:
+        body.append("\nSources:\n", style="bold")
+        for c in verdict.citations:
+            body.append(f"  [{c.id}] {c.document} ({c.location}): ")
+            body.append(f"“{_clip(c.quote, 200)}”\n", style="italic")
+    if verdict.follow_ups:
+        body.append("\nYou might also ask:\n", style="bold")
+        for q in verdict.follow_ups:
+            body.append(f"  • {q}\n")
     for w in verdict.warnings:
         body.append(f"\n⚠ {w}", style="yellow")
     cost = f" · ${verdict.cost_usd:.4f}" if verdict.cost_usd is not None else ""
@@ -135,6 +147,61 @@ def render_verdict(verdict: Verdict) -> Any:
         + " · ".join(f"{k} {v:.1f}s" for k, v in verdict.timings.items())
     )
     return Group(agreement, Panel(body, title="Verdict", subtitle=footer, border_style="green"))
+
+
+STANCE_MARK = {"supports": "✓", "contradicts": "✗", "silent": "·"}
+CLAIM_STATUS_STYLE = {"consensus": "green", "contested": "red", "unique": "yellow"}
+EVIDENCE_STYLE = {"supported": "green", "refuted": "red", "not_found": "dim", "unchecked": "dim"}
+
+
+def claims_table(verdict: Verdict) -> Any:
+    """The claim matrix for a terminal: one row per claim, a column per member
+    (✓ supports, ✗ contradicts, · silent), its status and what the sources said."""
+    from rich.table import Table
+    from rich.text import Text
+
+    matrix = verdict.claims
+    table = Table(title="Claims (✓ supports · ✗ contradicts · silent)", show_lines=False)
+    table.add_column("", style="dim")
+    table.add_column("claim")
+    for member in matrix.members:
+        table.add_column(member, justify="center")
+    table.add_column("status")
+    table.add_column("source")
+    for c in matrix.claims:
+        marks = [Text(STANCE_MARK[c.stances.get(m, "silent")], style="red" if c.stances.get(m) == "contradicts" else "")
+                 for m in matrix.members]
+        cited = [str(x.id) for x in verdict.citations if c.id in x.claim_ids]
+        source = Text(c.evidence_verdict + (f" [{','.join(cited)}]" if cited else ""), style=EVIDENCE_STYLE[c.evidence_verdict])
+        table.add_row(c.id, _clip(c.text, 120), *marks, Text(c.status, style=CLAIM_STATUS_STYLE[c.status]), source)
+    for m in verdict.members:
+        if not m.ok:
+            table.add_row("", Text(f"{m.member}: {m.status}", style="red"), *[""] * len(matrix.members), "", "")
+    return table
+
+
+def plain_claims(verdict: Verdict) -> list[str]:
+    """The claim matrix, citations and follow-up questions as plain lines."""
+    lines: list[str] = []
+    if verdict.claims is not None:
+        members = verdict.claims.members
+        lines.append(f"Claims ({', '.join(members)}; + supports, x contradicts, . silent):")
+        for c in verdict.claims.claims:
+            marks = "".join({"supports": "+", "contradicts": "x", "silent": "."}[c.stances.get(m, "silent")] for m in members)
+            evidence = f", source: {c.evidence_verdict}" if c.evidence_verdict != "unchecked" else ""
+            lines.append(f"  {c.id} [{marks}] {c.status}{evidence}: {c.text}")
+    if verdict.citations:
+        lines.append("Sources:")
+        lines += [f"  [{c.id}] {c.document} ({c.location}): \"{c.quote}\"" for c in verdict.citations]
+    if verdict.follow_ups:
+        lines.append("Follow-up questions:")
+        lines += [f"  - {q}" for q in verdict.follow_ups]
+    return lines
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def plain_verdict(verdict: Verdict) -> str:
@@ -146,6 +213,7 @@ def plain_verdict(verdict: Verdict) -> str:
     if verdict.dissent:
         lines.append("Dissent:")
         lines += [f"  - {d.answer}: {', '.join(d.members)} ({d.share:.0%})" for d in verdict.dissent]
+    lines += plain_claims(verdict)
     lines.append("Members:")
     for m in verdict.members:
         if m.ok:

@@ -105,6 +105,76 @@ def runs_export(run_id: str | None, export_everything: bool, as_json: bool) -> N
         fail(exc, as_json=True)
 
 
+@runs.command("wait")
+@click.argument("run_id")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds (exit 124).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05), help="Seconds between checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, status, job, run} as JSON at the end.")
+def runs_wait(run_id: str, timeout: float | None, interval: float, as_json: bool) -> None:
+    """Wait for a run (e.g. from `ask --deep`) to finish, showing its progress on stderr.
+
+    Exit 0 done, 3 failed, 1 cancelled or incomplete, 124 still running at --timeout.
+    """
+    import time
+
+    from ..errors import InputError, ManymindsError
+    from ..server.jobs import WAIT_EXIT, find_job, live_workers, run_state
+    from ..store import export_run, open_db, resolve_run_id
+
+    db = open_db()
+    try:
+        try:
+            full_id = resolve_run_id(db, run_id)
+        except InputError:
+            job = find_job(db, run_id)
+            if job is None:
+                raise
+            full_id = job["run_id"]
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    started, shown = time.monotonic(), None
+    while True:
+        state = run_state(db, full_id)
+        if state["final"]:
+            break
+        line = _progress_line(state, live_workers(db) if state["status"] == "queued" else None)
+        if line != shown:
+            click.echo(f"[{time.monotonic() - started:5.0f}s] {line}", err=True)
+            shown = line
+        if timeout is not None and time.monotonic() - started >= timeout:
+            click.echo(f"Run {full_id} is still {state['status']} after {timeout:g}s.", err=True)
+            if as_json:
+                echo_json({"id": full_id, "status": state["status"], "job": state["job"], "run": None})
+            raise SystemExit(124)
+        time.sleep(interval)
+    final = state["final"]
+    doc = export_run(db, full_id) if state["run_status"] else None
+    if as_json:
+        echo_json({"id": full_id, "status": final, "job": state["job"], "run": doc})
+    elif final == "done" and doc and doc.get("verdict"):
+        from ..pipeline.verdict import Verdict
+        from .render import plain_verdict
+
+        click.echo(plain_verdict(Verdict(**doc["verdict"])))
+    else:
+        error = (state["job"] or {}).get("error") or (doc or {}).get("error") or {}
+        click.echo(f"Run {full_id} {final}: {error.get('message', final)}", err=True)
+    raise SystemExit(WAIT_EXIT[final])
+
+
+def _progress_line(state: dict, workers: list | None) -> str:
+    job = state["job"] or {}
+    progress = job.get("progress") or {}
+    line = f"{state['status']}: {progress.get('message') or ''}".rstrip(": ")
+    if progress.get("fraction") is not None and state["status"] == "running":
+        line += f" ({progress['fraction']:.0%})"
+    if state["worker_gone"]:
+        line += " — its worker has stopped; it resumes when a worker starts (`manyminds serve`)"
+    elif workers is not None and not workers:
+        line += " — no worker is running: start `manyminds serve` or `manyminds serve --worker-only`"
+    return line
+
+
 def _cut(text: str, n: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"

@@ -230,23 +230,44 @@ class CouncilStrategy(Strategy):
 
     async def run(self, ctx: RunContext) -> Verdict:
         answers = await gather_answers(ctx)
+        if prefers_claims(answers, ctx.question):  # paragraphs, not a name or a number: claim by claim
+            from .crosscheck import claim_path
+
+            return await claim_path(ctx, self.name, answers)
         answers, agreement = await compare_answers(ctx, answers)
         chair, decision = await synthesize(ctx, answers, agreement)
         return build_verdict(ctx, self.name, answers, agreement, chair, decision)
+
+
+def prefers_claims(answers: list[MemberAnswer], question: str) -> bool:
+    """Whether the members' answers are long enough to compare claim by claim (crosscheck.py)."""
+    from .crosscheck import prefers_claims as long_answers
+
+    return long_answers(answers, question)
 
 
 class DeepStrategy(Strategy):
     """fan-out → anonymous review → revision rounds → compare → synthesize.
 
     Revision rounds stop early once no member changes its short answer. Meant for the
-    background tier: it costs several times a council run.
+    background tier: it costs several times a council run. With a `collection` (or `search`
+    providers) it takes the claim path instead (crosscheck.py): claims, matrix, review,
+    revision rounds on the contested claims, grounding in the sources, synthesis with citations.
     """
 
     name = "deep"
     summary = "Members answer, review each other anonymously and revise; a chair writes the verdict."
-    params = {"rounds": 2}
+    params = {"rounds": 2, "collection": None, "search": None, "db": None}
 
     async def run(self, ctx: RunContext) -> Verdict:
+        if self.options["collection"] or self.options["search"]:
+            from .crosscheck import CrossCheck, claim_path
+
+            o = self.options
+            options = CrossCheck(review=True, rounds=int(o["rounds"]), collection=o["collection"], search=o["search"],
+                                 db=o["db"]).path_options()
+            options.sources.check()  # an unknown or empty collection fails before any model call
+            return await claim_path(ctx, self.name, await gather_answers(ctx), options)
         answers = await gather_answers(ctx)
         reviews: list[Review] = []
         for round_no in range(1, int(self.options["rounds"]) + 1):
