@@ -129,7 +129,7 @@ async def test_trust_file_is_keyed_by_the_council_and_applied_to_ask(tmp_path):
     verdict = await run_council("Capital of France?", weighted)  # the learned default, as `ask` would run it
     assert verdict.short_answer == "Paris"
     save_trust(council, table, {"chosen": "single:strong", "sentences": []}, ["RUN2"], path=tmp_path / "trust.json")
-    assert apply_learned(council, "council", tmp_path / "trust.json")[1:] == ("single", {"member": "strong"})
+    assert apply_learned(council, "council", tmp_path / "trust.json")[1:] == ("council", {"lead": "strong"})
     assert apply_learned(council, "deep", tmp_path / "trust.json")[1] == "deep"  # only the default is replaced
     other = make_council({"strong": "Paris", "weak1": "Lyon"})  # another council: no stale weights
     assert learned_trust(other, tmp_path / "trust.json") is None
@@ -145,8 +145,13 @@ async def test_a_call_that_names_no_strategy_gets_the_learned_default():
                             + rows("weak2", "d", [0] * 6 + [1] * 4), answers={"d": 2})  # fmt: skip
     save_trust(council, table, {"chosen": "single:strong", "sentences": []}, ["RUN1"])  # the user dir's trust.json
     resolved, strategy, params = learned_default(council)
-    assert (strategy, params) == ("single", {"member": "strong"})
+    assert (strategy, params) == ("council", {"lead": "strong"})
     verdict = await run_council("Capital of France?", resolved, strategy=strategy, params=params)
-    assert verdict.short_answer == "Paris" and [m.member for m in verdict.members] == ["strong"]
+    # the lead's answer against a majority and a chair that would say Lyon; the others dissent
+    assert verdict.short_answer == "Paris" and verdict.chair is None
+    assert verdict.confidence == pytest.approx(1 / 3, abs=1e-3)
+    assert verdict.dissent[0].members == ["weak1", "weak2"]
+    with pytest.raises(InputError, match="no member 'nobody'"):
+        await run_council("Capital of France?", council, params={"lead": "nobody"})
     other = make_council({"alpha": "Paris", "beta": "Paris"})
     assert learned_default(other) == (other, "council", None)  # another council keeps the default

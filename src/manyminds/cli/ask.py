@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .common import echo_json, fail, stdout_is_terminal
+from .common import decode_utf8, echo_json, fail, stdout_is_terminal
 
 
 def read_question(words: tuple[str, ...]) -> str:
@@ -27,15 +27,7 @@ def read_question(words: tuple[str, ...]) -> str:
     if sys.stdin is None or sys.stdin.isatty():
         raise InputError('No question given. Usage: manyminds ask "Who wrote Hamlet?" (or pipe it on stdin)')
     data = sys.stdin.buffer.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        error = InputError(
-            f"The question on stdin is not valid UTF-8: byte 0x{data[exc.start]:02x} at position {exc.start} "
-            f"cannot be decoded. Convert it first, e.g. iconv -f latin1 -t utf-8."
-        )
-        error.received = data.decode("utf-8", "backslashreplace")  # type: ignore[attr-defined]
-        raise error from None
+    return decode_utf8(data, "The question on stdin")
 
 
 @click.command()

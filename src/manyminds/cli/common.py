@@ -33,3 +33,19 @@ def fail(exc: Exception, *, as_json: bool = False) -> NoReturn:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    """`data` as text, or an `InputError` naming the first bad byte and its position. The
+    error keeps the input with bad bytes escaped (`received`), so the run record loses nothing."""
+    from ..errors import InputError
+
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        error = InputError(
+            f"{what} is not valid UTF-8: byte 0x{data[exc.start]:02x} at position {exc.start} "
+            f"cannot be decoded. Convert it first, e.g. iconv -f latin1 -t utf-8."
+        )
+        error.received = data.decode("utf-8", "backslashreplace")  # type: ignore[attr-defined]
+        raise error from None

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .common import echo_json, fail, stdout_is_terminal
+from .common import decode_utf8, echo_json, fail, stdout_is_terminal
 
 VERDICT_STYLE = {"supported": "green", "refuted": "red", "uncertain": "yellow", "unsupported": "dim"}
 
@@ -32,15 +32,7 @@ def read_text(source: str) -> str:
         except OSError as exc:
             raise InputError(f"Cannot read {source}: {exc.strerror or exc}") from None
         where = f"in {source}"
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        error = InputError(
-            f"The text {where} is not valid UTF-8: byte 0x{data[exc.start]:02x} at position {exc.start} "
-            f"cannot be decoded. Convert it first, e.g. iconv -f latin1 -t utf-8."
-        )
-        error.received = data.decode("utf-8", "backslashreplace")  # type: ignore[attr-defined]
-        raise error from None
+    return decode_utf8(data, f"The text {where}")
 
 
 @click.command()

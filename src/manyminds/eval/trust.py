@@ -278,8 +278,8 @@ def rule_sentences(rule: dict[str, Any]) -> list[str]:
     if rule["changed"] and rule["chosen"] and rule["chosen"].startswith("single:"):
         lines.append(f"No council configuration ({', '.join(rule['candidates'])}) was at least as accurate as the best "
                      f"single member on every slice, so the default for this council changes to the best single "
-                     f"member, {rule['chosen']} (fit-trust records it; the answer then carries no agreement-based "
-                     "confidence).")  # fmt: skip
+                     f"member, {rule['chosen']} (fit-trust records it: the council then answers with that member's "
+                     "answer and shows the others agreeing or dissenting).")  # fmt: skip
     elif rule["changed"]:
         lines.append(f"So the default for this council changes to {rule['chosen']}, the first configuration that is not "
                      "below the best single member on any reported slice (fit-trust records it).")  # fmt: skip
@@ -347,7 +347,9 @@ def apply_learned(
     """What to run for `council` when the user asked for the default `strategy`, given
     trust.json: (council, strategy, params). A "+trust" default → the council with the overall
     fitted weights and the base strategy; a single member (no council configuration reached it)
-    → "single" with that member. Anything else, or no entry for this council → unchanged."""
+    → the council led by that member (`lead`: its answer, as accurate as it alone, with the
+    others shown agreeing or dissenting). Anything else, or no entry for this council →
+    unchanged."""
     entry = learned_trust(council, path)
     if not entry or strategy != "council" or not entry.get("default"):
         return council, strategy, {}
@@ -356,5 +358,5 @@ def apply_learned(
     if chosen.endswith("+trust"):
         return apply_weights(council, weights), chosen.split("+")[0], {}
     if chosen.startswith("single:"):
-        return council, "single", {"member": chosen.split(":", 1)[1]}
+        return council, "council", {"lead": chosen.split(":", 1)[1]}
     return council, strategy, {}
