@@ -278,6 +278,12 @@ def test_ask_deep_queues_without_a_server_and_says_no_worker_runs(manyminds_home
         db = open_db(manyminds_home / "manyminds.db")
         assert count(db, "select count(*) from jobs") == 2 and count(db, "select count(*) from runs") == 0
         assert server.requests == []
+        listed = json.loads(cli("runs", "list", "--json").stdout)
+        assert [(r["status"], r["question"]) for r in listed] == [("queued", "Who wrote Macbeth?"), ("queued", "Who wrote Hamlet?")]
+        assert listed[1]["id"] == run_id
+        assert json.loads(cli("runs", "list", "--status", "complete", "--json").stdout) == []
+        plain_list = cli("runs", "list").stdout.decode()
+        assert f"{run_id}\t" in plain_list and "queued" in plain_list
 
 
 def test_runs_wait_exit_codes(manyminds_home):

@@ -14,14 +14,25 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--status", type=click.Choice(["running", "complete", "incomplete", "failed"]))
+@click.option("--status", type=click.Choice(["queued", "running", "complete", "incomplete", "failed"]))
 @click.option("-q", "--search", help="Only runs whose question contains this text.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def runs_list(limit: int, status: str | None, search: str | None, as_json: bool) -> None:
-    """List the most recent runs."""
+    """List the most recent runs; deep runs still waiting for a worker come first, as queued."""
+    from ..server.jobs import list_jobs
     from ..store import list_runs, open_db
 
-    rows = list_runs(open_db(), limit=limit, status=status, search=search)
+    db = open_db()
+    rows: list[dict] = []
+    if status in (None, "queued"):
+        # A queued deep run has no run row until a worker starts it: show it from its job.
+        for job in list_jobs(db, without_run=True, status="queued", search=search, limit=limit):
+            request = job.get("request") or {}
+            rows.append({"id": job["run_id"], "created_at": job["created_at"], "status": "queued",
+                         "question": request.get("question", ""), "council": request.get("council"),
+                         "confidence": None, "answer": None, "job": job})  # fmt: skip
+    if status != "queued":
+        rows += list_runs(db, limit=max(limit - len(rows), 0), status=status, search=search) if len(rows) < limit else []
     if as_json:
         echo_json(rows)
         return
