@@ -590,3 +590,26 @@ async def test_extraction_with_a_real_tiny_model(smollm2_url):
     agreement = compare(out, {}, question=q)
     assert [c.members for c in agreement.clusters] == [["m0", "m1"], ["m2"]]
     assert agreement.clusters[0].answer == "Paris" and agreement.clusters[1].answer == "Lyon"
+
+
+@pytest.mark.parametrize(
+    "question, text, expected",
+    [
+        # "Reply with yes or no" is no "A or B" question (the eval harness asks this way)
+        ("Can a firewall protect against a short circuit? Reply with yes or no.",
+         "No. A firewall is designed to prevent unauthorized access to network resources.", "No"),
+        ("Does the Dalai Lama believe in the divine barzakh? Reply with yes or no.",
+         "The Dalai Lama does not believe in the divine barzakh.", "No"),
+        # the yes/no question on the last line, after a preamble
+        ("Question: Who wrote Hamlet?\nProposed answer: Marlowe\nIs the proposed answer correct?",
+         "No, the proposed answer is incorrect.", "No"),
+        ("Is the sky blue or green?", "Blue.", "Blue"),
+        # lettered options: the letter, or the option whose words the answer repeats
+        ("Eat watermelon seeds?\n\nA. Nothing happens\nB. You grow watermelons\n\nReply with the letter.",
+         "A. You grow watermelons", "A"),
+        ("Eat watermelon seeds?\n\nA. Nothing happens\nB. You grow watermelons", "(B) because seeds grow", "B"),
+        ("Eat watermelon seeds?\n\nA. Nothing happens\nB. You grow watermelons", "Nothing happens.", "A"),
+    ],
+)
+def test_short_answers_of_closed_questions(question, text, expected):
+    assert heuristic_short_answer(question, text) == expected

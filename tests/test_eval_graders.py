@@ -294,3 +294,11 @@ def test_gold_answers_pass_and_known_wrong_ones_fail_on_real_items():
                 assert grade(it, alias).correct, (it.id, alias)
             for wrong in it.incorrect[:3]:
                 assert not grade(it, wrong).correct, (it.id, wrong)
+
+
+def test_a_labelled_choice_is_graded_by_its_letter_even_with_another_choices_text():
+    it = item("choice", answers=("A", "Nothing happens"), choices=("Nothing happens", "You grow watermelons"))
+    # small models copy an option line with the wrong text; the letter is what they chose
+    assert grade(it, "A. You grow watermelons").parsed == "A"
+    assert grade(it, "B. Nothing happens").parsed == "B" and not grade(it, "B. Nothing happens").correct
+    assert grade(it, "Nothing happens").parsed == "A"

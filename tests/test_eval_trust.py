@@ -37,20 +37,28 @@ def test_weight_is_log_odds_with_a_floor():
     assert weight_of(0.3, 10) == pytest.approx(math.log(0.3 / 0.7) + math.log(9), abs=1e-4)
 
 
-def test_reliability_is_shrunk_toward_the_members_overall_record():
+def test_reliability_is_shrunk_toward_chance():
     data = rows("a", "d1", [1] * 8 + [0] * 2) + rows("a", "d2", [1, 1]) + rows("b", "d1", [0] * 10) + rows("b", "d2", [1, 1])
     table = fit_reliability(data, answers={"d1": 2, "d2": 2})
     # overall: Beta(1, 1) posterior mean
     assert table["overall"]["a"]["reliability"] == pytest.approx((10 + 1) / (12 + 2), abs=1e-4)
     assert table["overall"]["b"]["reliability"] == pytest.approx((2 + 1) / (12 + 2), abs=1e-4)
-    # per dataset: 10 pseudo-items at the overall reliability
-    p_a = (10 + 1) / 14
-    assert table["datasets"]["d2"]["members"]["a"]["reliability"] == pytest.approx((2 + 10 * p_a) / (2 + 10), abs=1e-4)
-    # two right answers out of two do not make b a perfect member on d2
-    p_b = (2 + 10 * (3 / 14)) / 12
-    assert table["datasets"]["d2"]["members"]["b"]["reliability"] == pytest.approx(p_b, abs=1e-4)
-    assert table["datasets"]["d2"]["members"]["b"]["weight"] == 0.05  # still below chance
+    # per dataset: 10 pseudo-items at chance (1/K = 0.5 for yes/no)
+    assert table["datasets"]["d1"]["members"]["a"]["reliability"] == pytest.approx((8 + 5) / (10 + 10), abs=1e-4)
+    # two right answers out of two do not make b a perfect member on d2: (2 + 5) / 12
+    assert table["datasets"]["d2"]["members"]["b"]["reliability"] == pytest.approx(7 / 12, abs=1e-4)
+    assert table["datasets"]["d2"]["members"]["b"]["weight"] == pytest.approx(math.log(7 / 5), abs=1e-4)
+    assert table["datasets"]["d1"]["members"]["b"]["weight"] == 0.05  # below chance: the floor
     assert table["datasets"]["d1"]["members"]["a"]["accuracy"] == 0.8
+
+
+def test_nothing_right_on_open_questions_earns_no_weight_there():
+    # yes/no at 60 %, open questions 0 of 10: the open slice must not lend the member trust
+    data = rows("a", "yn", [1] * 6 + [0] * 4) + rows("a", "open", [0] * 10)
+    table = fit_reliability(data, answers={"yn": 2, "open": 10})
+    assert table["datasets"]["open"]["members"]["a"]["reliability"] == pytest.approx(1 / 20, abs=1e-4)
+    assert table["datasets"]["open"]["members"]["a"]["weight"] == 0.05
+    assert table["datasets"]["yn"]["members"]["a"]["weight"] > 0.05
 
 
 def test_categories_get_their_own_weights_only_with_enough_items():
@@ -122,7 +130,7 @@ async def test_trust_file_is_keyed_by_the_council_and_applied_to_ask(tmp_path):
     data = json.loads(path.read_text())
     entry = data["councils"][fingerprint(council)]
     assert entry["source_runs"] == ["RUN1"] and entry["default"]["strategy"] == "council+trust"
-    assert learned_trust(council, tmp_path / "trust.json")["table"]["overall"]["strong"]["weight"] > 1
+    assert learned_trust(council, tmp_path / "trust.json")["table"]["overall"]["strong"]["weight"] > 0.5
     weighted, strategy, params = apply_learned(council, "council", tmp_path / "trust.json")
     assert strategy == "council" and params == {}
     assert weighted.weights["strong"] > weighted.weights["weak1"] + weighted.weights["weak2"]

@@ -276,11 +276,19 @@ def _grade_choice(item: Item, response: str, short: str | None) -> Grade:
     return Grade(said == gold, "choice", said)
 
 
+_LETTER_LABEL = re.compile(r"^\(?([A-J])(?:\)|\.)(?:\s|$)")
+
+
 def _choice_letter(text: str, item: Item, letters: list[str]) -> str | None:
     """The letter `text` picks: the one choice whose text the whole of `text` equals, a marked
     letter ("the answer is C", "Option (B)"), or a letter that starts the text and stands alone
     ("C", "(C)", "C. SMS Trojan", "C SMS Trojan" — but not the article in "A Trojan horse")."""
     stripped = text.strip().strip("*_`\"'").strip()
+    explicit = _LETTER_LABEL.match(stripped)
+    if explicit and explicit.group(1) in letters:
+        # "A. <text>" names its letter outright — even when the text is another choice's, the
+        # letter is what was chosen (and normalising would drop "A" as an article).
+        return explicit.group(1)
     said = normalize_answer(stripped)
     whole = [c for c, t in zip(letters, item.choices) if said and normalize_answer(t) == said]
     if len(whole) == 1 and not re.fullmatch(r"\(?[A-J]\)?\.?", stripped):

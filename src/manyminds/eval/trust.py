@@ -8,10 +8,12 @@ outvote two weak ones that agree.
 
 Fitting (from the `single:MEMBER` results of eval runs, graded like every other item):
   reliability of a member, overall     = Beta(1, 1) posterior mean  (c + 1) / (n + 2)
-                        per dataset    = (c_d + a·overall) / (n_d + a)          a = 10 pseudo-items
+                        per dataset    = (c_d + a/K) / (n_d + a)                a = 10 pseudo-items
                         per category   = (c_c + a·dataset) / (n_c + a)          only with ≥ 20 items
-So ten items move a weight only part of the way: the prior is the member's own record one
-level up, worth `a` items.
+So ten items move a weight only part of the way. A dataset's prior is chance (1/K): trust has to
+be earned on the dataset itself. (A prior at the member's pooled record would lend a member
+that got 0 of 10 open questions right the accuracy it had on yes/no questions, where 50 % is
+chance — and a weight above its yes/no weight.) A category's prior is its dataset's reliability.
   weight = max(floor, ln(p / (1 − p)) + ln(K − 1))    floor 0.05
   overall weight = the per-dataset weights' mean, weighted by items
 K is the number of answers a wrong voter spreads over: 2 for yes/no, the number of choices for
@@ -122,7 +124,7 @@ def fit_reliability(
         entry: dict[str, Any] = {"answers": k, "members": {}, "categories": {}}
         for m in members:
             c, n = counts.get((m, d, None), [0, 0])
-            entry["members"][m] = _stats(c, n, table["overall"][m]["reliability"], strength, k)
+            entry["members"][m] = _stats(c, n, 1.0 / k, strength, k)
         categories = {cat for (_, dd, cat) in counts if dd == d and cat is not None}
         for cat in sorted(categories):
             ns = [counts.get((m, d, cat), [0, 0])[1] for m in members]

@@ -504,10 +504,19 @@ def heuristic_short_answer(question: str, text: str) -> str:
     text = _THINK.sub("", text or "").replace("’", "'").strip()
     if not text:
         return ""
+    if question and len(_OPTION_LINE.findall(question)) >= 2:
+        letter = _OPTION_PICKED.match(text)
+        if letter:  # "B", "B.", "(B) You grow…": for lettered options the letter is the answer
+            return letter.group(1).upper()
+        options = {m.group(1): fold(m.group(2)).rstrip(".!") for m in _OPTION_TEXT.finditer(question)}
+        said = fold(_first_sentence(text)).rstrip(".!")
+        named = [k for k, v in options.items() if v and v == said]
+        if len(named) == 1:  # an option's own words stand for its letter
+            return named[0]
     marked = _marked_answer(text)
     sentence = _first_sentence(marked or text)
     sentence = _strip_boilerplate(sentence)
-    if question and _YES_NO_QUESTION.match(question) and not re.search(r"\bor\b", question, re.I):
+    if question and is_yes_no_question(question):
         verdict = _yes_no_answer(sentence, question)  # before the cut: "round, not flat" is a no
         if verdict:
             return verdict
@@ -519,6 +528,24 @@ def heuristic_short_answer(question: str, text: str) -> str:
     if question:
         sentence = _answer_clause(sentence, question)
     return _finish(sentence)
+
+
+_OPTION_LINE = re.compile(r"^\s*\(?[A-H][.)]\s+\S", re.M)
+_OPTION_TEXT = re.compile(r"^\s*\(?([A-H])[.)]\s+(.+?)\s*$", re.M)
+_OPTION_PICKED = re.compile(r"^\(?([A-H])(?:[.):]|\s*$)")
+_SAYS_YES_NO = re.compile(r"\b(?:yes\s+or\s+no|true\s+or\s+false)\b", re.I)
+
+
+def is_yes_no_question(question: str) -> bool:
+    """"Is …?" / "Could …?" on the first or the last line ("Question: …\nIs the proposed answer
+    correct?"), with no other "or" in it ("Is it red or blue?" asks for a colour); or a
+    question that says "yes or no" / "true or false" outright."""
+    if _SAYS_YES_NO.search(question):
+        return True
+    lines = [line for line in question.splitlines() if line.strip()]
+    if not lines or re.search(r"\bor\b", question, re.I):
+        return False
+    return bool(_YES_NO_QUESTION.match(lines[0]) or _YES_NO_QUESTION.match(lines[-1]))
 
 
 def _marked_answer(text: str) -> str | None:
