@@ -206,5 +206,7 @@ def test_prompt_and_views():
     assert view.kind == "yes_no" and view.dataset == "halueval:yes-no" and view.context == item.context
     shown = "Shakespeare" if view.answers == ("Yes",) else "Marlowe"
     assert f"Proposed answer: {shown}" in view.question
+    # which answer was shown is the label: never a category that trust weights could be fitted on
+    assert view.category is None and view.metadata["shown"].startswith("right" if shown == "Shakespeare" else "hallucinated")
     text = prompt_for(view)
     assert text.startswith("Context: Hamlet is a play") and text.endswith("Reply with yes or no.")

@@ -360,7 +360,7 @@ def eval_fit_trust(run_ids: tuple[str, ...], dry_run: bool, as_json: bool) -> No
         echo_json(outcome)
         return
     table = outcome["table"]
-    click.echo(f"Reliability of each member (shrunk toward its overall record; {table['prior_strength']:g} pseudo-items):")
+    click.echo(f"Reliability of each member (shrunk toward chance; {table['prior_strength']:g} pseudo-items):")
     for dataset, entry in table["datasets"].items():
         click.echo(f"  {dataset}:")
         for m, s in entry["members"].items():

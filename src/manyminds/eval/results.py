@@ -130,8 +130,8 @@ def trust_section(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> lis
     lines = ["", "## Trust learned from evidence", ""]
     tables = [(r["id"], (r.get("meta") or {}).get("trust")) for r in runs if (r.get("meta") or {}).get("trust")]
     if tables:
-        lines.append("Member weights fitted from the single-member results (reliability shrunk toward the "
-                     "member's overall record with 10 pseudo-items; weight = log-odds, floor 0.05). Within a run "
+        lines.append("Member weights fitted from the single-member results (reliability shrunk toward chance "
+                     "with 10 pseudo-items; weight = log-odds, floor 0.05). Within a run "
                      "the +trust strategies use weights fitted on the *other* half of the items.")  # fmt: skip
         for run_id, table in tables:
             for dataset, entry in table["datasets"].items():

@@ -77,13 +77,16 @@ def prompt_for(item: Any) -> str:
 
 def _halueval_yes_no(item: Any) -> Any:
     """HaluEval with its knowledge: is this proposed answer (the right or the hallucinated one,
-    chosen per item by a hash, so about half of each) correct? Category: which was shown."""
+    chosen per item by a hash, so about half of each) correct? `metadata["shown"]` says which."""
     right = hashlib.sha256(f"view:{item.id}".encode()).digest()[0] & 1 == 0
     shown = item.answers[0] if right else item.incorrect[0]
     question = f"Question: {item.question}\nProposed answer: {shown}\nIs the proposed answer correct?"
+    # Which answer was shown is the label itself: it stays out of `category`, which trust
+    # weights are fitted on (per-category weights would read the answer key).
+    shown_kind = "right answer shown" if right else "hallucinated answer shown"
     return replace(item, dataset="halueval:yes-no", question=question, answers=("Yes" if right else "No",),
-                   incorrect=("No" if right else "Yes",), kind="yes_no",
-                   category="right answer shown" if right else "hallucinated answer shown")  # fmt: skip
+                   incorrect=("No" if right else "Yes",), kind="yes_no", category=None,
+                   metadata={**dict(item.metadata or {}), "shown": shown_kind})  # fmt: skip
 
 
 def _truthfulqa_ab(item: Any) -> Any:
