@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -84,20 +85,10 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import aask
 
-        progress = Progress(ctx)
-        try:
-            verdict = await aask(
-                question, council=council, models=models or None, settings=current_settings(),
-                db_path=db_path, on_event=progress.handle,
-            )
-        except ManymindsError as exc:
-            raise ToolError(error_text(exc)) from None
-        finally:
-            await progress.drain()
-        return CallToolResult(
-            content=[TextContent(type="text", text=summarize_verdict(verdict))],
-            structured_content=verdict.model_dump(mode="json"),
-        )
+        return await call_tool(ctx, summarize_verdict, lambda on_event: aask(
+            question, council=council, models=models or None, settings=current_settings(),
+            db_path=db_path, on_event=on_event,
+        ))  # fmt: skip
 
     @server.tool(
         name="verify",
@@ -113,22 +104,28 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     ) -> Annotated[CallToolResult, VerifyReport]:
         from .verify import averify
 
-        progress = Progress(ctx)
-        try:
-            report = await averify(
-                text, council=council, models=models or None, collection=collection, settings=current_settings(),
-                db_path=db_path, on_event=progress.handle,
-            )
-        except ManymindsError as exc:
-            raise ToolError(error_text(exc)) from None
-        finally:
-            await progress.drain()
-        return CallToolResult(
-            content=[TextContent(type="text", text=summarize_report(report))],
-            structured_content=report.model_dump(mode="json"),
-        )
+        return await call_tool(ctx, summarize_report, lambda on_event: averify(
+            text, council=council, models=models or None, collection=collection, settings=current_settings(),
+            db_path=db_path, on_event=on_event,
+        ))  # fmt: skip
 
     return server
+
+
+async def call_tool(ctx: Context, summarize: Callable[[Any], str], start: Callable[[Callable], Awaitable[Any]]) -> CallToolResult:
+    """Run one tool call with progress notifications: its result as structured content plus a
+    text summary; a manyminds error as a tool error (the server keeps serving)."""
+    progress = Progress(ctx)
+    try:
+        result = await start(progress.handle)
+    except ManymindsError as exc:
+        raise ToolError(error_text(exc)) from None
+    finally:
+        await progress.drain()
+    return CallToolResult(
+        content=[TextContent(type="text", text=summarize(result))],
+        structured_content=result.model_dump(mode="json"),
+    )
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
-from .common import decode_utf8, echo_json, fail, stdout_is_terminal
+from .common import INTERRUPTED, decode_utf8, echo_json, fail, run_or_fail, stdout_is_terminal
 
 
 def read_question(words: tuple[str, ...]) -> str:
@@ -66,13 +65,7 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
     live = stdout_is_terminal() and not as_json
     kwargs = dict(council=council_name, models=list(models) or None, store=not no_store, timeout=timeout, quorum=quorum)
     kwargs.update(_strategy_kwargs(strategy_name, collection))
-    try:
-        verdict = asyncio.run(_run(question_text, kwargs, live))
-    except ManymindsError as exc:
-        fail(exc, as_json=as_json)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; the run is stored as incomplete.", err=True)
-        sys.exit(130)
+    verdict = run_or_fail(_run(question_text, kwargs, live), as_json=as_json, interrupted=INTERRUPTED)
 
     if as_json:
         echo_json(verdict.model_dump())

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Any, Coroutine, NoReturn
 
 import click
+
+
+INTERRUPTED = "Interrupted; the run is stored as incomplete."
 
 
 def stdout_is_terminal() -> bool:
@@ -49,3 +52,19 @@ def decode_utf8(data: bytes, what: str) -> str:
         )
         error.received = data.decode("utf-8", "backslashreplace")  # type: ignore[attr-defined]
         raise error from None
+
+
+def run_or_fail(coro: Coroutine[Any, Any, Any], *, as_json: bool, interrupted: str) -> Any:
+    """Run a command's coroutine: a manyminds error is reported with its exit code, Ctrl-C
+    says what was kept (`interrupted`) and exits 130."""
+    import asyncio
+
+    from ..errors import ManymindsError
+
+    try:
+        return asyncio.run(coro)
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    except KeyboardInterrupt:
+        click.echo(interrupted, err=True)
+        sys.exit(130)

@@ -10,7 +10,6 @@ seconds otherwise), so `--json` output on stdout stays clean.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import click
 
-from .common import echo_json, fail, stdout_is_terminal
+from .common import echo_json, fail, run_or_fail, stdout_is_terminal
 
 
 @click.group("eval")
@@ -81,12 +80,12 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
                 params=_parse_params(params), judge=judge, judge_sample=judge_sample, concurrency=concurrency,
                 per_provider=per_provider, cache=not no_cache, trust_from=list(trust_from) or None,
             )  # fmt: skip
-        outcome = asyncio.run(_run(config, resume_id, as_json))
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; finished items are stored. Continue with the --resume command printed above.", err=True)
-        sys.exit(130)
+    outcome = run_or_fail(
+        _run(config, resume_id, as_json), as_json=as_json,
+        interrupted="Interrupted; finished items are stored. Continue with the --resume command printed above.",
+    )
     if as_json:
         echo_json(outcome)
     else:

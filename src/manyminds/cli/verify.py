@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
-from .common import decode_utf8, echo_json, fail, stdout_is_terminal
+from .common import INTERRUPTED, decode_utf8, echo_json, fail, run_or_fail, stdout_is_terminal
 
 VERDICT_STYLE = {"supported": "green", "refuted": "red", "uncertain": "yellow", "unsupported": "dim"}
 
@@ -64,16 +63,11 @@ def verify(source, collection, question, council_name, models, as_json, no_store
 
     from ..verify import averify
 
-    try:
-        report = asyncio.run(
-            averify(text, council=council_name, models=list(models) or None, collection=collection, question=question,
-                    store=not no_store, timeout=timeout)
-        )
-    except ManymindsError as exc:
-        fail(exc, as_json=as_json)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; the run is stored as incomplete.", err=True)
-        sys.exit(130)
+    report = run_or_fail(
+        averify(text, council=council_name, models=list(models) or None, collection=collection, question=question,
+                store=not no_store, timeout=timeout),
+        as_json=as_json, interrupted=INTERRUPTED,
+    )  # fmt: skip
 
     if as_json:
         echo_json(report.model_dump(mode="json"))
