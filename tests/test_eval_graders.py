@@ -273,7 +273,7 @@ def test_gold_answers_pass_and_known_wrong_ones_fail_on_real_items():
     import os
     from pathlib import Path
 
-    from manyminds.eval.datasets import dataset_names, load_dataset
+    from manyminds.eval.datasets import DATASETS, DatasetMissing, dataset_names, load_dataset
 
     cache = Path(os.environ.get("MANYMINDS_TEST_CACHE", Path.home() / ".cache" / "manyminds-test")) / "datasets"
     tricky = {
@@ -283,7 +283,12 @@ def test_gold_answers_pass_and_known_wrong_ones_fail_on_real_items():
         "mmlu-13994",  # the wrong choice "C, Ruby" starts with the gold letter C
     }
     for name in dataset_names():
-        everything = load_dataset(name, cache_dir=cache, echo=lambda _: None)
+        try:
+            everything = load_dataset(name, cache_dir=cache, echo=lambda _: None)
+        except DatasetMissing:
+            if DATASETS[name.split(":")[0]].package != "bigbench":  # PyPI no longer serves bigbench 1.0.0
+                raise
+            continue
         sample = load_dataset(name, limit=300, seed=11, cache_dir=cache, offline=True)
         items = sample + [i for i in everything if i.id in tricky]
         for it in items:
