@@ -8,7 +8,7 @@ from typing import Iterable
 from manyminds.config import CouncilSettings, MemberSettings
 from manyminds.models.base import Model
 from manyminds.pipeline.council import Council
-from manyminds.pipeline.fanout import Member
+from manyminds.pipeline.stages.fanout import Member
 
 
 def council_of(models: dict[str, Model], *, chair: Model, timeout: float = 60.0, cap: int = 64) -> Council:

@@ -19,7 +19,7 @@ from _common import council_of
 from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.models.openai_compat import OpenAICompatModel
 from manyminds.models.testing import ScriptedModel
-from manyminds.pipeline.fanout import FanOut
+from manyminds.pipeline.stages.fanout import FanOut
 
 LATENCIES = {"m1": 0.2, "m2": 0.4, "m3": 0.6, "m4": 0.8, "m5": 1.0}
 
@@ -43,7 +43,7 @@ async def main(rounds: int) -> None:
             t = time.perf_counter()
             await fan.run("What is the capital of France?", council.members)
             together.append(time.perf_counter() - t)
-        from manyminds.pipeline.council import run_council
+        from manyminds.pipeline.run import run_council
 
         for _ in range(rounds):
             t = time.perf_counter()

@@ -35,14 +35,11 @@ from manyminds.config import load_settings
 from manyminds.eval.datasets import load_dataset
 from manyminds.eval.metrics import auroc, bootstrap_ci
 from manyminds.evidence import DocumentIndex
-from manyminds.pipeline.compare import (
-    extract_short_answers,
-    heuristic_short_answer,
-    similarity,
-)
-from manyminds.pipeline.fanout import FanOut
+from manyminds.pipeline.stages.compare import similarity
+from manyminds.pipeline.stages.short_answers import extract_short_answers, heuristic_short_answer
+from manyminds.pipeline.stages.fanout import FanOut
 from manyminds.store import open_db
-from manyminds.verify import averify
+from manyminds.api import averify
 
 
 def answer_level(question: str, candidate: str, answers, weights) -> tuple[float, float]:  # noqa: ANN001

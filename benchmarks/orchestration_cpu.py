@@ -17,7 +17,7 @@ from pathlib import Path
 from _common import council_of
 
 from manyminds.models.testing import ScriptedModel
-from manyminds.pipeline.council import run_council
+from manyminds.pipeline.run import run_council
 from manyminds.store import RunRecorder, open_db
 
 ANSWERS = ["William Shakespeare wrote Hamlet.", "Shakespeare", "It was William Shakespeare.",

@@ -9,8 +9,8 @@ import pytest
 from manyminds import embeddings
 from manyminds.errors import LocalModelMissing
 from manyminds.models.testing import ScriptedModel
-from manyminds.pipeline import claim_matrix
-from manyminds.pipeline.claim_matrix import (
+from manyminds.pipeline.stages import claim_matrix
+from manyminds.pipeline.stages.claim_matrix import (
     PairJudge,
     apply_reviews,
     build_matrix,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from manyminds.models.testing import ScriptedModel
-from manyminds.pipeline.claims import (
+from manyminds.pipeline.stages.claims import (
     MAX_CLAIMS,
     extract_claims,
     extraction_mode,

@@ -9,15 +9,13 @@ import pytest
 from manyminds.errors import ModelError, ModelTimeout
 from manyminds.models.base import Completion, Message, Model, ModelOptions, Usage
 from manyminds.models.testing import ScriptedModel
-from manyminds.pipeline.compare import (
+from manyminds.pipeline.stages.compare import cluster_indices, compare, similarity
+from manyminds.pipeline.stages.short_answers import (
     EXTRACTION_SCHEMA,
-    cluster_indices,
-    compare,
     extract_short_answers,
     heuristic_short_answer,
     is_grounded,
     json_short_answer,
-    similarity,
 )
 from manyminds.pipeline.events import Event
 from manyminds.pipeline.normalize import analyse, normalize_answer, yes_no

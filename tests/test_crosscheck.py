@@ -11,9 +11,9 @@ from helpers import make_council
 from manyminds import embeddings
 from manyminds.errors import QuorumNotMet
 from manyminds.evidence import DocumentIndex, UnknownCollection
-from manyminds.pipeline.claim_matrix import MatrixBuild
-from manyminds.pipeline.council import run_council
-from manyminds.pipeline.crosscheck import (
+from manyminds.pipeline.stages.claim_matrix import MatrixBuild
+from manyminds.pipeline.run import run_council
+from manyminds.strategies.crosscheck import (
     asks_for_explanation,
     claim_confidence,
     follow_ups,

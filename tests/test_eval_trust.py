@@ -10,19 +10,9 @@ import pytest
 from helpers import make_council
 
 from manyminds.errors import InputError
-from manyminds.eval.trust import (
-    apply_learned,
-    apply_weights,
-    default_rule,
-    fingerprint,
-    fit_reliability,
-    fit_trust_table,
-    learned_trust,
-    save_trust,
-    weight_of,
-    weights_for,
-)
-from manyminds.pipeline.council import run_council
+from manyminds.eval.trust import default_rule, fit_reliability, fit_trust_table, save_trust, weight_of, weights_for
+from manyminds.pipeline.run import run_council
+from manyminds.trust import apply_learned, apply_weights, fingerprint, learned_trust
 
 
 def rows(member: str, dataset: str, results: list[int], category: str | None = None, start: int = 0) -> list[dict]:
@@ -145,7 +135,7 @@ async def test_trust_file_is_keyed_by_the_council_and_applied_to_ask(tmp_path):
 
 
 async def test_a_call_that_names_no_strategy_gets_the_learned_default():
-    from manyminds.api import learned_default
+    from manyminds.trust import learned_default
 
     council = make_council({"strong": "Paris", "weak1": "Lyon", "weak2": "Lyon"}, chair="Lyon")
     assert learned_default(council) == (council, "council", None)  # no trust.json in the user dir

@@ -11,7 +11,7 @@ from manyminds import embeddings
 from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, EmptyCollection, UnknownCollection
 from manyminds.models.testing import ScriptedModel
-from manyminds.pipeline.ground import (
+from manyminds.pipeline.stages.ground import (
     Sources,
     accept_quote,
     check_claim,

@@ -14,9 +14,9 @@ from helpers import make_council
 
 from manyminds import embeddings
 from manyminds.evidence import DocumentIndex
-from manyminds.pipeline.council import run_council
+from manyminds.pipeline.run import run_council
 from manyminds.store import open_db
-from manyminds.verify import VerifyStrategy
+from manyminds.strategies.verify import VerifyStrategy
 
 pytestmark = pytest.mark.skipif(not embeddings.available(), reason="MiniLM not installed (manyminds install-local)")
 

@@ -26,9 +26,8 @@ from test_server_support import (
 from manyminds.config import CouncilSettings, MemberSettings, ProviderSettings, Settings
 from manyminds.errors import ConfigError, InputError, UnknownModel
 from manyminds.models.loopback import Behaviour, FakeOpenAIServer
-from manyminds.server.jobs import (
+from manyminds.jobs.queue import (
     JobFinished,
-    Worker,
     WorkerIdentity,
     cancel_job,
     claim_job,
@@ -38,7 +37,13 @@ from manyminds.server.jobs import (
     run_state,
     submit_job,
 )
+from manyminds.jobs.worker import Worker
+from manyminds.request import AskRequest
 from manyminds.store import export_run, open_db
+
+
+def submit(db, question, *, settings, max_attempts=3, **fields):
+    return submit_job(db, AskRequest(question=question, **fields), settings=settings, max_attempts=max_attempts)
 
 
 @pytest.fixture
@@ -89,14 +94,14 @@ def slow_settings(server: FakeOpenAIServer, members=("m1", "m2"), **council) -> 
 def test_a_refused_submission_stores_nothing(db, settings, kwargs, error):
     question = kwargs.pop("question")
     with pytest.raises(error):
-        submit_job(db, question, settings=settings, **kwargs)
+        submit(db, question, settings=settings, **kwargs)
     assert count(db, "select count(*) from jobs") == 0
     assert count(db, "select count(*) from runs") == 0
 
 
 def test_submit_stores_the_request_without_keys(db, settings, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-never-be-stored-1234")
-    job = submit_job(db, "  Who wrote Hamlet?  ", settings=settings, council="duo")
+    job = submit(db, "  Who wrote Hamlet?  ", settings=settings, council="duo")
     assert job["status"] == "queued" and job["tier"] == "deep" and job["attempts"] == 0
     assert job["request"]["question"] == "Who wrote Hamlet?" and job["request"]["strategy"] == "deep"
     raw = db.execute("select * from jobs").fetchone()
@@ -106,7 +111,7 @@ def test_submit_stores_the_request_without_keys(db, settings, monkeypatch):
 def test_claims_are_exclusive_across_connections(manyminds_home, settings):
     path = manyminds_home / "manyminds.db"
     seed = open_db(path)
-    ids = {submit_job(seed, f"Question {i}?", settings=settings)["run_id"] for i in range(24)}
+    ids = {submit(seed, f"Question {i}?", settings=settings)["run_id"] for i in range(24)}
     claimed: list[str] = []
     lock = threading.Lock()
 
@@ -125,7 +130,7 @@ def test_claims_are_exclusive_across_connections(manyminds_home, settings):
 
 
 def test_a_dead_workers_job_is_claimed_again_and_a_live_ones_is_not(db, settings):
-    job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+    job = submit(db, "Who wrote Hamlet?", settings=settings)
     host = socket.gethostname()
     assert claim_job(db, WorkerIdentity("dead", dead_pid(), host))["run_id"] == job["run_id"]
     # Its pid is gone on this host: the next worker takes it at once, without waiting for staleness.
@@ -136,7 +141,7 @@ def test_a_dead_workers_job_is_claimed_again_and_a_live_ones_is_not(db, settings
 
 
 def test_a_silent_worker_on_another_host_is_presumed_gone(db, settings):
-    job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+    job = submit(db, "Who wrote Hamlet?", settings=settings)
     remote = WorkerIdentity("remote", 1, "another-host")
     claim_job(db, remote)
     assert claim_job(db, WorkerIdentity.new(), stale_after_s=30) is None
@@ -148,7 +153,7 @@ def test_a_silent_worker_on_another_host_is_presumed_gone(db, settings):
 
 
 def test_a_job_that_keeps_losing_its_worker_is_failed(db, settings):
-    job = submit_job(db, "Who wrote Hamlet?", settings=settings, max_attempts=2)
+    job = submit(db, "Who wrote Hamlet?", settings=settings, max_attempts=2)
     host = socket.gethostname()
     claim_job(db, WorkerIdentity("w1", dead_pid(), host))
     claim_job(db, WorkerIdentity("w2", dead_pid(), host))
@@ -158,7 +163,7 @@ def test_a_job_that_keeps_losing_its_worker_is_failed(db, settings):
 
 
 def test_cancel_a_queued_job(db, settings):
-    job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+    job = submit(db, "Who wrote Hamlet?", settings=settings)
     assert cancel_job(db, job["run_id"])["status"] == "cancelled"
     with pytest.raises(JobFinished):
         cancel_job(db, job["run_id"])
@@ -170,7 +175,7 @@ def test_cancel_a_queued_job(db, settings):
 
 
 async def test_the_worker_runs_a_job_under_its_id_with_progress(manyminds_home, db, settings):
-    job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+    job = submit(db, "Who wrote Hamlet?", settings=settings)
     events = []
     await Worker(db_path=manyminds_home / "manyminds.db", settings=settings, publish=events.append).run_until_idle()
     done = get_job(db, job["run_id"])
@@ -186,7 +191,7 @@ async def test_the_worker_runs_a_job_under_its_id_with_progress(manyminds_home, 
 async def test_a_failing_run_fails_its_job(manyminds_home, db):
     with FakeOpenAIServer(default=Behaviour.error(500, "boom")) as server:
         settings = slow_settings(server, quorum=2)
-        job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+        job = submit(db, "Who wrote Hamlet?", settings=settings)
         await Worker(db_path=manyminds_home / "manyminds.db", settings=settings).run_until_idle()
     failed = get_job(db, job["run_id"])
     assert failed["status"] == "failed" and failed["error"]["type"] == "QuorumNotMet"
@@ -196,7 +201,7 @@ async def test_a_failing_run_fails_its_job(manyminds_home, db):
 async def test_cancel_reaches_a_running_job_through_the_database(manyminds_home, db):
     with FakeOpenAIServer(default=Behaviour(text="Shakespeare", latency=2.0)) as server:
         settings = slow_settings(server)
-        job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+        job = submit(db, "Who wrote Hamlet?", settings=settings)
         worker = Worker(db_path=manyminds_home / "manyminds.db", settings=settings, heartbeat_s=0.2)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
@@ -214,7 +219,7 @@ async def test_cancel_reaches_a_running_job_through_the_database(manyminds_home,
 async def test_a_stopping_worker_requeues_its_job_and_the_next_one_finishes_it(manyminds_home, db):
     with FakeOpenAIServer(default=Behaviour(text="Shakespeare", latency=0.5)) as server:
         settings = slow_settings(server)
-        job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+        job = submit(db, "Who wrote Hamlet?", settings=settings)
         path = manyminds_home / "manyminds.db"
         first = Worker(db_path=path, settings=settings, heartbeat_s=0.2)
         stop = asyncio.Event()
@@ -236,7 +241,7 @@ async def test_a_stopping_worker_requeues_its_job_and_the_next_one_finishes_it(m
 
 
 async def test_an_attempt_that_had_already_stored_its_verdict_is_not_run_again(manyminds_home, db, settings):
-    job = submit_job(db, "Who wrote Hamlet?", settings=settings)
+    job = submit(db, "Who wrote Hamlet?", settings=settings)
     path = manyminds_home / "manyminds.db"
     # The worker died after the verdict was stored but before it marked the job done.
     claim_job(db, WorkerIdentity("gone", dead_pid(), socket.gethostname()))

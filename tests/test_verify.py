@@ -18,7 +18,8 @@ from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, UnknownCollection
 from manyminds.models.testing import ScriptedModel
 from manyminds.store import export_run, open_db
-from manyminds.verify import VerifyReport, averify, judge_claim, parse_vote
+from manyminds.api import averify
+from manyminds.strategies.verify import VerifyReport, judge_claim, parse_vote
 
 needs_embeddings = pytest.mark.skipif(not embeddings.available(), reason="MiniLM not installed (manyminds install-local)")
 

@@ -11,26 +11,29 @@ that `manyminds ask --json` prints).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ask", "aask", "verify", "averify", "Verdict", "ScriptedModel", "__version__"]
+__all__ = ["ask", "aask", "verify", "averify", "AskRequest", "Verdict", "VerifyReport", "ScriptedModel", "__version__"]
 
 if TYPE_CHECKING:
-    from .api import aask, ask
+    from .api import aask, ask, averify, verify
+    from .request import AskRequest
+    from .strategies.verify import VerifyReport
     from .models.testing import ScriptedModel
     from .pipeline.verdict import Verdict
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import manyminds` (and so `manyminds --help`) stays fast.
-    if name in ("ask", "aask"):
+    if name in ("ask", "aask", "verify", "averify", "AskRequest"):
         from . import api
 
         return getattr(api, name)
-    if name in ("verify", "averify", "VerifyReport"):  # fact-check a text claim by claim (verify.py)
-        return getattr(importlib.import_module(f"{__name__}.verify"), name)
+    if name == "VerifyReport":  # fact-check a text claim by claim (strategies/verify.py)
+        from .strategies.verify import VerifyReport
+
+        return VerifyReport
     if name == "Verdict":
         from .pipeline.verdict import Verdict
 

@@ -1,20 +1,31 @@
-"""The Python API: `ask` and its async twin `aask` return the same `Verdict` the CLI prints.
+"""The Python API: `ask` / `aask` return the same `Verdict` the CLI prints; `verify` / `averify`
+fact-check a text claim by claim (the "verify" strategy) and return a `VerifyReport`.
 
-The CLI calls `aask` too; it only adds the live view and the way the verdict is printed.
+Every entry point — these functions, the CLI, the server, the job worker, the MCP server —
+builds one `AskRequest` (request.py) and runs it with `run_request`, which resolves the council,
+applies what `eval fit-trust` learned, and calls `run_council`. They differ only in how they
+show the events and the verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import Settings, load_settings
 from .errors import InputError, ManymindsError
 from .models.registry import build_registry
-from .pipeline.council import Council, run_council
+from .pipeline.council import Council
 from .pipeline.events import Event, ignore_event
+from .pipeline.run import Recorder, run_council
 from .pipeline.verdict import Verdict
+from .request import AskRequest
+
+if TYPE_CHECKING:
+    from .strategies.verify import VerifyReport
+
+MAX_TEXT_CHARS = 100_000  # of a text to verify
 
 
 def resolve_council(
@@ -46,12 +57,56 @@ def resolve_council(
     return resolved
 
 
-def open_recorder(store: bool = True, db_path: str | Path | None = None) -> Any:
+def open_recorder(store: bool = True, db_path: str | Path | None = None) -> Recorder | None:
     if not store:
         return None
     from .store import RunRecorder, open_db
 
     return RunRecorder(open_db(db_path))
+
+
+async def run_request(
+    request: AskRequest,
+    *,
+    settings: Settings | None = None,
+    store: bool = True,
+    db_path: str | Path | None = None,
+    recorder: Recorder | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    keys: dict[str, str] | None = None,
+    run_id: str | None = None,
+) -> Verdict:
+    """Run one request: resolve its council, apply the learned default when it names no
+    strategy, and call `run_council`. The run is stored (unless `store=False`, or a `recorder`
+    is given), refused ones too, with their cause."""
+    from .trust import learned_default
+
+    recorder = recorder if recorder is not None else open_recorder(store, db_path)
+    strategy, params, learned = request.strategy, request.params, None
+    try:
+        settings = settings or load_settings()
+        resolved = resolve_council(
+            settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys
+        )
+        if strategy is None:
+            resolved, strategy, learned = learned_default(resolved)
+            params = {**learned, **(params or {})} if learned is not None else params
+    except ManymindsError as exc:
+        record_failure(recorder, request.question, request.council or "default", exc, strategy=strategy, run_id=run_id)
+        raise
+    try:
+        verdict = await run_council(
+            request.question, resolved, strategy=strategy, params=params, recorder=recorder,
+            emit=on_event or ignore_event, run_id=run_id,
+        )
+        if learned is not None:
+            verdict.warnings.append(
+                f"Strategy {verdict.strategy!r} with the weights learned from stored eval runs for this council "
+                "(manyminds eval fit-trust; delete trust.json in the user dir to undo)."
+            )
+        return verdict
+    finally:
+        await resolved.aclose()
 
 
 async def aask(
@@ -76,52 +131,22 @@ async def aask(
     the embedded local one); `models` builds an ad-hoc council from model names instead.
     `timeout` (seconds per member) and `quorum` override the council's settings for this call;
     `keys` maps provider → API key and wins over environment variables and the key file.
-    `strategy` names how the council works (see `manyminds.pipeline.strategies.STRATEGIES`:
-    "council", "deep", and the baselines) with `params` for it; `run_id` (a ULID) fixes the
-    stored run's id in advance. With no `strategy`, the council's default is used: "council",
-    unless `manyminds eval fit-trust` learned another for exactly this council from stored
-    eval runs (trust weights, or its best single member — see docs/evaluation.md); the
-    verdict's warnings then say so.
+    `strategy` names how the council works (see `manyminds.strategies.base.STRATEGIES`:
+    "council", "deep", "verify", the baselines, and plugins) with `params` for it; `run_id` (a
+    ULID) fixes the stored run's id in advance. With no `strategy`, the council's default is
+    used: "council", unless `manyminds eval fit-trust` learned another for exactly this council
+    from stored eval runs (trust weights, or its best single member — see docs/evaluation.md);
+    the verdict's warnings then say so.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
     """
-    recorder = open_recorder(store, db_path)
-    try:
-        settings = settings or load_settings()
-        resolved = resolve_council(settings, council, models, timeout=timeout, quorum=quorum, keys=keys)
-        learned = None
-        if strategy is None:
-            resolved, strategy, learned = learned_default(resolved)
-            params = {**learned, **(params or {})} if learned is not None else params
-    except ManymindsError as exc:
-        record_failure(recorder, question, council or "default", exc, strategy=strategy, run_id=run_id)
-        raise
-    try:
-        verdict = await run_council(
-            question, resolved, strategy=strategy, params=params, recorder=recorder,
-            emit=on_event or ignore_event, run_id=run_id,
-        )
-        if learned is not None:
-            verdict.warnings.append(
-                f"Strategy {verdict.strategy!r} with the weights learned from stored eval runs for this council "
-                "(manyminds eval fit-trust; delete trust.json in the user dir to undo)."
-            )
-        return verdict
-    finally:
-        await resolved.aclose()
-
-
-def learned_default(council: Council) -> tuple[Council, str, dict[str, Any] | None]:
-    """(council, strategy, params) for a call that named no strategy: "council", or what
-    `eval fit-trust` recorded for exactly this council (params is then not None)."""
-    from .eval.trust import apply_learned, trust_path
-
-    if not trust_path().exists():  # the common case: no eval was ever fitted
-        return council, "council", None
-    resolved, strategy, params = apply_learned(council, "council")
-    if resolved is council and strategy == "council" and not params:
-        return council, "council", None
-    return resolved, strategy, params
+    request = AskRequest.model_construct(
+        question=question, council=council, models=models, strategy=strategy, params=params,
+        timeout=timeout, quorum=quorum, tier="quick",
+    )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
+    return await run_request(
+        request, settings=settings, store=store, db_path=db_path, on_event=on_event, keys=keys, run_id=run_id
+    )
 
 
 def ask(question: str, **kwargs: Any) -> Verdict:
@@ -129,8 +154,62 @@ def ask(question: str, **kwargs: Any) -> Verdict:
     return asyncio.run(aask(question, **kwargs))
 
 
+async def averify(
+    text: str,
+    *,
+    council: str | None = None,
+    models: list[str] | None = None,
+    collection: str | None = None,
+    question: str | None = None,
+    search: Any = None,
+    settings: Settings | None = None,
+    store: bool = True,
+    db_path: str | Path | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    timeout: float | None = None,
+    quorum: int | None = None,
+    keys: dict[str, str] | None = None,
+    extract: str = "auto",
+    judge: str = "auto",
+) -> "VerifyReport":
+    """Fact-check `text` claim by claim with the council (or the ad-hoc council of `models`).
+
+    `collection` names a document collection to consult (`manyminds docs add`), `search` search
+    providers; `question` is what the text answers, when it answers one (it makes short answers
+    checkable claims). The run is stored with strategy "verify" unless `store=False`. Raises
+    `InputError` for an empty text and for an unknown or empty collection.
+    """
+    from .strategies.verify import VerifyReport, VerifyVerdict
+
+    recorder = open_recorder(store, db_path)
+    try:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("The text to verify is empty.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InputError(f"The text is {len(text):,} characters long; verify takes at most {MAX_TEXT_CHARS:,}.")
+    except ManymindsError as exc:
+        record_failure(recorder, text, council or "default", exc, strategy="verify")
+        raise
+    # The collection is looked up in the database the run is stored in.
+    db = db_path if (collection and db_path) else (getattr(recorder, "db", None) if collection else None)
+    params = {"question": question, "collection": collection, "search": search, "db": db, "extract": extract, "judge": judge}
+    request = AskRequest.model_construct(
+        question=text, council=council, models=models, strategy="verify", params=params,
+        timeout=timeout, quorum=quorum, tier="quick",
+    )
+    verdict = await run_request(request, settings=settings, recorder=recorder, store=store, on_event=on_event, keys=keys)
+    assert isinstance(verdict, VerifyVerdict)
+    return VerifyReport.from_verdict(verdict, text=text.strip(), question=question, collection=collection)
+
+
+def verify(text: str, **kwargs: Any) -> "VerifyReport":
+    """Synchronous twin of `averify` (same keywords, same `VerifyReport`)."""
+    return asyncio.run(averify(text, **kwargs))
+
+
 def record_failure(
-    recorder: Any, question: Any, council: str, exc: ManymindsError, *, strategy: str | None = None, run_id: str | None = None
+    recorder: Recorder | None, question: Any, council: str, exc: ManymindsError, *, strategy: str | None = None,
+    run_id: str | None = None,
 ) -> None:
     """A run refused before the pipeline started (bad settings, unknown model, unreadable input)
     still leaves a run record with its cause."""

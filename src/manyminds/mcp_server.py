@@ -30,7 +30,7 @@ from .config import Settings, load_settings
 from .errors import ManymindsError
 from .pipeline.events import Event
 from .pipeline.verdict import Verdict
-from .verify import VerifyReport
+from .strategies.verify import VerifyReport
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,12 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     async def ask(
         question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None
     ) -> Annotated[CallToolResult, Verdict]:
-        from .api import aask
+        from .api import run_request
+        from .request import AskRequest
 
-        return await call_tool(ctx, summarize_verdict, lambda on_event: aask(
-            question, council=council, models=models or None, settings=current_settings(),
-            db_path=db_path, on_event=on_event,
+        request = AskRequest.model_construct(question=question, council=council, models=models or None)
+        return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
+            request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip
 
     @server.tool(
@@ -102,7 +103,7 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     async def verify(
         text: TextArg, ctx: Context, collection: CollectionArg = None, council: CouncilArg = None, models: ModelsArg = None
     ) -> Annotated[CallToolResult, VerifyReport]:
-        from .verify import averify
+        from .api import averify
 
         return await call_tool(ctx, summarize_report, lambda on_event: averify(
             text, council=council, models=models or None, collection=collection, settings=current_settings(),

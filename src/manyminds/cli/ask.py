@@ -57,15 +57,19 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
         record_failure(open_recorder(not no_store), received, council_name or "default", exc)
         fail(exc, as_json=as_json)
 
+    from ..request import AskRequest
+
+    # Unvalidated on purpose: the pipeline refuses a bad question with a stored, precise error.
+    request = AskRequest.model_construct(
+        question=question_text, council=council_name, models=list(models) or None, timeout=timeout, quorum=quorum,
+        tier="deep" if deep else "quick", **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
+    )
     if deep:
-        _submit_deep(question_text, council_name, list(models), timeout, quorum, as_json, no_store,
-                     **_strategy_kwargs(strategy_name or "deep", collection))
+        _submit_deep(request, as_json, no_store)
         return
 
     live = stdout_is_terminal() and not as_json
-    kwargs = dict(council=council_name, models=list(models) or None, store=not no_store, timeout=timeout, quorum=quorum)
-    kwargs.update(_strategy_kwargs(strategy_name, collection))
-    verdict = run_or_fail(_run(question_text, kwargs, live), as_json=as_json, interrupted=INTERRUPTED)
+    verdict = run_or_fail(_run(request, not no_store, live), as_json=as_json, interrupted=INTERRUPTED)
 
     if as_json:
         echo_json(verdict.model_dump())
@@ -81,18 +85,18 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
         click.echo(plain_verdict(verdict))
 
 
-async def _run(question: str, kwargs: dict, live: bool):  # noqa: ANN202
-    from ..api import aask
+async def _run(request, store: bool, live: bool):  # noqa: ANN001, ANN202
+    from ..api import run_request
 
     if not live:
-        return await aask(question, **kwargs)
+        return await run_request(request, store=store)
     from rich.live import Live
 
     from .render import LiveState
 
     state = LiveState()
     with Live(get_renderable=state.renderable, refresh_per_second=8, transient=True):
-        verdict = await aask(question, on_event=state.handle, **kwargs)
+        verdict = await run_request(request, store=store, on_event=state.handle)
     from rich.console import Console
 
     Console().print(state.renderable())  # the members' final answers stay on screen
@@ -103,22 +107,20 @@ def _raw_question(words: tuple[str, ...]) -> str:
     return " ".join(words).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _submit_deep(question: str, council: str | None, models: list[str], timeout, quorum, as_json: bool, no_store: bool,  # noqa: ANN001
-                 strategy: str | None = None, params: dict | None = None) -> None:
+def _submit_deep(request, as_json: bool, no_store: bool) -> None:  # noqa: ANN001
     """Queue the question as a deep job straight in the database (no server needed) and say
     whether a worker will pick it up. The id printed is the id the finished run will have.
     The job runs the "deep" strategy unless --strategy / --collection name another."""
     from ..config import load_settings
     from ..errors import InputError, ManymindsError
-    from ..server.jobs import live_workers, submit_job
+    from ..jobs.queue import live_workers, submit_job
     from ..store import open_db
 
     try:
         if no_store:
             raise InputError("--deep runs are stored by nature (a worker runs them later); drop --no-store.")
         db = open_db()
-        job = submit_job(db, question, settings=load_settings(), council=council, models=models or None,
-                         timeout=timeout, quorum=quorum, strategy=strategy, params=params)
+        job = submit_job(db, request, settings=load_settings())
         workers = live_workers(db)
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
@@ -137,7 +139,7 @@ def _submit_deep(question: str, council: str | None, models: list[str], timeout,
 
 
 def _strategy_kwargs(strategy: str | None, collection: str | None) -> dict:
-    """--strategy / --collection as `aask` keywords. A collection alone means the claim path
+    """--strategy / --collection as the request's `strategy` and `params` fields. A collection alone means the claim path
     with grounding and no review rounds (crosscheck, review off): one fan-out, then sources."""
     if collection and not strategy:
         return {"strategy": "crosscheck", "params": {"collection": collection, "review": False, "rounds": 0}}

@@ -19,7 +19,7 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def runs_list(limit: int, status: str | None, search: str | None, as_json: bool) -> None:
     """List the most recent runs; deep runs still waiting for a worker come first, as queued."""
-    from ..server.jobs import list_jobs
+    from ..jobs.queue import list_jobs
     from ..store import list_runs, open_db
 
     db = open_db()
@@ -129,7 +129,7 @@ def runs_wait(run_id: str, timeout: float | None, interval: float, as_json: bool
     import time
 
     from ..errors import InputError, ManymindsError
-    from ..server.jobs import WAIT_EXIT, find_job, live_workers, run_state
+    from ..jobs.queue import WAIT_EXIT, find_job, live_workers, run_state
     from ..store import export_run, open_db, resolve_run_id
 
     db = open_db()

@@ -74,7 +74,7 @@ def _worker_only(db_file: str | None, concurrency: int) -> None:
     import asyncio
     import signal
 
-    from ..server.jobs import Worker
+    from ..jobs.worker import Worker
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -61,7 +61,7 @@ def verify(source, collection, question, council_name, models, as_json, no_store
         record_failure(open_recorder(not no_store), received, council_name or "default", exc, strategy="verify")
         fail(exc, as_json=as_json)
 
-    from ..verify import averify
+    from ..api import averify
 
     report = run_or_fail(
         averify(text, council=council_name, models=list(models) or None, collection=collection, question=question,

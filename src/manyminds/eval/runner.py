@@ -39,8 +39,9 @@ from typing import Any
 from ..errors import InputError, ManymindsError
 from ..models.base import Chunk, Completion, Message, Model, ModelOptions, Usage
 from ..models.retry import ProviderLimiter
-from ..pipeline.council import Council, run_council
-from ..pipeline.strategies import STRATEGIES
+from ..pipeline.council import Council
+from ..pipeline.run import run_council
+from ..strategies.base import STRATEGIES
 from .store import EvalStore
 
 DEFAULT_STRATEGY = "council"  # what `manyminds ask` runs; the report's reference
@@ -601,7 +602,7 @@ class EvalRunner:
     def _council_for(self, council: Council, planned: Planned, item: Any) -> Council:
         if not planned.trust:
             return council
-        from .trust import apply_weights
+        from ..trust import apply_weights
 
         return apply_weights(council, self._weights_for(item))
 

@@ -27,27 +27,27 @@ read. The eval runner fits the weights *out of fold* within a run (items split i
 hash of their id; each half is weighted by the other half's fit) so that "+trust" rows are not
 scored on the items they were fitted on; `--trust-from RUN` fits on other runs instead.
 
-Where they are kept: `trust.json` in the user dir (`manyminds eval fit-trust RUN…` writes it),
-keyed by a fingerprint of the council's members (name, model, system prompt, temperature), so
-a changed council never gets stale weights. A JSON file rather than a table, because weights
+Where they are kept: `trust.json` in the user dir (`manyminds eval fit-trust RUN…` writes it;
+the top-level trust.py reads and applies it when a question is asked), keyed by a
+fingerprint of the council's members (name, model, system prompt, temperature), so a changed
+council never gets stale weights. A JSON file rather than a table, because weights
 are configuration like settings.toml: readable, editable, and portable without the run
 database; the evidence stays in the database and the file names the runs it came from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..pipeline.council import Council
+from ..trust import fingerprint, read_trust_file, trust_path
 
 PRIOR_STRENGTH = 10.0
 MIN_CATEGORY_ITEMS = 20
@@ -60,7 +60,6 @@ def answer_count(item: Any) -> int:
     if item.kind == "choice":
         return max(2, len(item.choices))
     return CHANCE_ANSWERS.get(item.kind, 10)
-TRUST_FILE = "trust.json"
 # The strategies that may become a council's default, in order of preference (the plain
 # council first: it is what users expect; trust only where the evidence asks for it).
 DEFAULT_CANDIDATES = ("council", "council+trust", "majority+trust")
@@ -178,16 +177,6 @@ def weights_for(table: dict[str, Any], dataset: str | None, category: str | None
     return {m: s["weight"] for m, s in (stats or entry["members"]).items()}
 
 
-def apply_weights(council: Council, weights: dict[str, float]) -> Council:
-    """A copy of `council` whose members carry `weights` (members not named keep theirs)."""
-    members = []
-    for m in council.members:
-        w = weights.get(m.name)
-        members.append(m if w is None else replace(m, settings=m.settings.model_copy(update={"weight": max(float(w), 1e-6)})))
-    settings = council.settings.model_copy(update={"members": [m.settings for m in members]})
-    return replace(council, members=members, settings=settings)
-
-
 # --- the default rule ----------------------------------------------------------------------
 
 
@@ -293,29 +282,7 @@ def rule_sentences(rule: dict[str, Any]) -> list[str]:
 # --- trust.json ---------------------------------------------------------------------------
 
 
-def fingerprint(council: Council) -> str:
-    """Who the members are: a changed model, prompt or temperature is another council."""
-    doc = [[m.name, m.model.name, m.settings.system, m.settings.temperature] for m in council.members]
-    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
-
-
-def trust_path() -> Path:
-    from ..config import user_dir
-
-    return user_dir() / TRUST_FILE
-
-
-def read_trust_file(path: Path | None = None) -> dict[str, Any]:
-    path = path or trust_path()
-    if not path.exists():
-        return {"version": 1, "councils": {}}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read the trust file {path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("councils"), dict):
-        raise InputError(f"The trust file {path} is not a manyminds trust file (no \"councils\" object).")
-    return data
+# --- trust.json ---------------------------------------------------------------------------
 
 
 def save_trust(council: Council, table: dict[str, Any], rule: dict[str, Any] | None, source_runs: list[str],
@@ -336,29 +303,3 @@ def save_trust(council: Council, table: dict[str, Any], rule: dict[str, Any] | N
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)  # never a half-written file
     return path
-
-
-def learned_trust(council: Council, path: Path | None = None) -> dict[str, Any] | None:
-    """The trust.json entry for exactly this council, or None."""
-    return read_trust_file(path)["councils"].get(fingerprint(council))
-
-
-def apply_learned(
-    council: Council, strategy: str = "council", path: Path | None = None
-) -> tuple[Council, str, dict[str, Any]]:
-    """What to run for `council` when the user asked for the default `strategy`, given
-    trust.json: (council, strategy, params). A "+trust" default → the council with the overall
-    fitted weights and the base strategy; a single member (no council configuration reached it)
-    → the council led by that member (`lead`: its answer, as accurate as it alone, with the
-    others shown agreeing or dissenting). Anything else, or no entry for this council →
-    unchanged."""
-    entry = learned_trust(council, path)
-    if not entry or strategy != "council" or not entry.get("default"):
-        return council, strategy, {}
-    chosen = entry["default"]["strategy"] or "council"
-    weights = {m: s["weight"] for m, s in entry["table"]["overall"].items()}
-    if chosen.endswith("+trust"):
-        return apply_weights(council, weights), chosen.split("+")[0], {}
-    if chosen.startswith("single:"):
-        return council, "council", {"lead": chosen.split(":", 1)[1]}
-    return council, strategy, {}

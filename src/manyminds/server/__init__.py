@@ -1,7 +1,7 @@
 """The HTTP server: the run API, the OpenAI-compatible endpoint, SSE and the web page.
 
 `create_app(...)` (app.py) builds the FastAPI app; `manyminds serve` (cli/serve.py) runs it.
-Imported lazily: `manyminds ask --deep` uses `server.jobs` without loading FastAPI.
+The job queue and worker live in jobs/ (no FastAPI): `manyminds ask --deep` queues without the server.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from ..errors import (
     QuorumNotMet,
     UnknownModel,
 )
-from .jobs import JobFinished
+from ..jobs.queue import JobFinished
 
 
 class ApiError(Exception):

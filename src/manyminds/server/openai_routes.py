@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
 from ..pipeline.verdict import Verdict
+from ..request import AskRequest
 from .errors import ApiError, from_manyminds
 from .events import HEARTBEAT_COMMENT
-from .jobs import check_request
 from .schemas import OPENAI_ERRORS, ChatCompletion, ModelCard, ModelList
 
 router = APIRouter(tags=["OpenAI-compatible"])
@@ -222,7 +222,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
         raise ApiError(400, "invalid_request_error", f"The question with its context is {len(question):,} characters long; "
                        f"the limit is {MAX_QUESTION_CHARS:,}.", param="messages", code="context_length_exceeded", headers=NO_RETRY)
     try:
-        run_request = check_request(state.settings, question, council=name, registry=state.registry)
+        run_request = AskRequest(question=question, council=name).check(state.settings, state.registry)
     except ManymindsError as exc:
         err = from_manyminds(exc, openai=True, param="messages")
         err.headers = NO_RETRY

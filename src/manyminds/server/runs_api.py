@@ -25,22 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import InputError, ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
 from ..pipeline.events import Event, EventKind
-from ..pipeline.strategies import STRATEGIES
+from ..strategies.base import STRATEGIES
 from ..store import export_run, list_runs, resolve_run_id, ulid_datetime
 from ..store.db import from_json, now_iso
 from .errors import ApiError, from_manyminds
 from .events import HEARTBEAT_COMMENT, sse_message
-from .jobs import (
+from ..jobs.queue import (
     CANCELLED_ERROR,
     FINISHED,
     cancel_job,
-    check_request,
     find_job,
     get_job,
     job_statuses,
     list_jobs,
     submit_job,
 )
+from ..request import AskRequest
 from .schemas import (
     API_ERRORS,
     CouncilList,
@@ -82,6 +82,11 @@ class RunRequest(BaseModel):
         default=None, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
     strategy: StrategyName | None = Field(default=None, description='Default "council" (quick) or "deep" (deep).')
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
+
+    def to_request(self) -> AskRequest:
+        """The wire format (tighter limits, for the OpenAPI document) as the request every
+        entry point runs."""
+        return AskRequest.model_validate(self.model_dump())
 
 
 def _state(request: Request) -> Any:
@@ -162,12 +167,10 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     from ..store import new_ulid
 
     try:
-        run_request = check_request(state.settings, body.question, council=body.council, models=body.models,
-                                    strategy=body.strategy, tier=body.tier, registry=state.registry)
+        run_request = body.to_request().check(state.settings, state.registry)
         run_id = new_ulid()
         if body.tier == "deep":
-            submit_job(state.db(), run_request["question"], settings=state.settings, council=run_request["council"],
-                       models=run_request["models"], strategy=run_request["strategy"], run_id=run_id, registry=state.registry)
+            submit_job(state.db(), run_request, settings=state.settings, run_id=run_id, registry=state.registry)
             if state.worker is not None:
                 state.worker.wake()
         else:

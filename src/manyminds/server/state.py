@@ -24,7 +24,9 @@ from ..config import Settings
 from ..pipeline.events import Event
 from ..pipeline.verdict import Verdict
 from .events import EventBroker
-from .jobs import CANCELLED_ERROR, Worker
+from ..jobs.queue import CANCELLED_ERROR
+from ..jobs.worker import Worker
+from ..request import AskRequest
 
 log = logging.getLogger("manyminds.server")
 
@@ -110,35 +112,24 @@ class ServerState:
 
     # --- quick runs -------------------------------------------------------------------------
 
-    def start_quick(self, request: dict[str, Any], run_id: str) -> asyncio.Task:
+    def start_quick(self, request: AskRequest, run_id: str) -> asyncio.Task:
         """Start a run in the background; its events go to the broker under `run_id`."""
-        self.broker.open(run_id, question=request["question"], council=request.get("council"),
-                         strategy=request.get("strategy"), tier="quick")
+        self.broker.open(run_id, question=request.question, council=request.council, strategy=request.strategy, tier="quick")
         task = asyncio.create_task(self._run(request, run_id), name=f"run-{run_id}")
         self.quick[run_id] = task
         task.add_done_callback(lambda t: self._finished(run_id, request, t))
         return task
 
-    async def _run(self, request: dict[str, Any], run_id: str) -> Verdict:
-        from ..api import aask
+    async def _run(self, request: AskRequest, run_id: str) -> Verdict:
+        from ..api import run_request
 
         assert self._limit is not None, "ServerState.start() was not called"
         async with self._limit:
-            return await aask(
-                request["question"],
-                council=request.get("council"),
-                models=request.get("models"),
-                settings=self.settings,
-                db_path=self.db_path,
-                on_event=self.broker.publish,
-                timeout=request.get("timeout"),
-                quorum=request.get("quorum"),
-                strategy=request.get("strategy"),
-                params=request.get("params"),
-                run_id=run_id,
+            return await run_request(
+                request, settings=self.settings, db_path=self.db_path, on_event=self.broker.publish, run_id=run_id
             )
 
-    def _finished(self, run_id: str, request: dict[str, Any], task: asyncio.Task) -> None:
+    def _finished(self, run_id: str, request: AskRequest, task: asyncio.Task) -> None:
         from ..errors import ManymindsError
 
         self.quick.pop(run_id, None)
@@ -160,7 +151,7 @@ class ServerState:
                 self.broker.publish(Event("run_failed", run_id=run_id, data={"type": type(exc).__name__, "message": "internal error"}))
         self.broker.end(run_id)
 
-    def _record_cancelled(self, run_id: str, request: dict[str, Any], error: dict[str, Any]) -> None:
+    def _record_cancelled(self, run_id: str, request: AskRequest, error: dict[str, Any]) -> None:
         """A cancelled run is stored as incomplete with who stopped it. The pipeline has stored
         it as "interrupted" if it had begun; a run cancelled while waiting for its turn never
         wrote a row, but its id was handed out, so it gets one."""
@@ -171,8 +162,8 @@ class ServerState:
         try:
             if db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
                 recorder = RunRecorder(db)
-                recorder.start(request["question"], request.get("council") or "ad-hoc", members=[],
-                               strategy=request.get("strategy"), run_id=run_id)
+                recorder.start(request.question, request.council or "ad-hoc", members=[], settings_snapshot={},
+                               strategy=request.strategy, run_id=run_id)
                 recorder.fail(run_id, error, status="incomplete")
             else:
                 with write_transaction(db):

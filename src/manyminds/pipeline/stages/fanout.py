@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..config import MemberSettings
-from ..errors import ContextTooLong, ManymindsError, ModelError, ModelTimeout
-from ..models.base import Completion, Message, Model, ModelOptions, Timer
-from ..models.retry import ProviderLimiter, call_with_retries
-from .events import Event, EventSink, ignore_event
-from .verdict import MemberAnswer, UsageOut
+from ...config import MemberSettings
+from ...errors import ContextTooLong, LocalModelMissing, ManymindsError, ModelError, ModelTimeout, QuorumNotMet
+from ...models.base import Completion, Message, Model, ModelOptions, Timer
+from ...models.retry import ProviderLimiter, call_with_retries
+from ..events import Event, EventSink, ignore_event
+from ..verdict import MemberAnswer, UsageOut
+
+if TYPE_CHECKING:
+    from ..run import RunContext
 
 
 @dataclass
@@ -171,3 +175,25 @@ class FanOut:
         )
         emit("member_failed", answer=answer.model_dump())
         return answer
+
+
+async def gather_answers(ctx: "RunContext", members: list[Member] | None = None, *, stage: str = "fan_out") -> list[MemberAnswer]:
+    """The stage: every member answers concurrently. Raises `QuorumNotMet` (or
+    `LocalModelMissing`, which nothing can retry) when too few answered."""
+    members = members if members is not None else ctx.council.members
+    with ctx.watch.stage(stage):
+        answers = await ctx.fanout(stage).run(ctx.question, members)
+    check_quorum(answers, min(ctx.council.settings.quorum, len(members)))
+    return answers
+
+
+def check_quorum(answers: list[MemberAnswer], quorum: int) -> None:
+    ok = [a for a in answers if a.ok]
+    if len(ok) >= quorum:
+        return
+    missing = next((a.error for a in answers if (a.error or {}).get("type") == "LocalModelMissing"), None)
+    if missing:
+        # Nothing to retry or wait for: say which package to install and how.
+        raise LocalModelMissing(missing["model"], missing["package"], missing["command"])
+    failures = {a.member: (a.error or {}).get("message", a.status) for a in answers if not a.ok}
+    raise QuorumNotMet(len(ok), quorum, failures)

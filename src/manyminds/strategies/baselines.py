@@ -40,19 +40,14 @@ from typing import Any
 
 from ..errors import InputError
 from ..models.base import Message
-from .fanout import Member
-from .review import aggregate_ranking, review_answers, revise_answers
-from .strategies import (
-    RunContext,
-    Strategy,
-    build_verdict,
-    check_quorum,
-    compare_answers,
-    gather_answers,
-    synthesize,
-)
-from .synthesize import CHAIR_SYSTEM, MAX_QUOTED_CHARS, Decision, _quote, anonymise
-from .verdict import Agreement, Dissent, MemberAnswer, Verdict
+from ..pipeline.run import RunContext, build_verdict
+from ..pipeline.stages.compare import compare_answers
+from ..pipeline.stages.fanout import Member, check_quorum, gather_answers
+from ..pipeline.stages.prompts import anonymise, quoted_response
+from ..pipeline.stages.review import aggregate_ranking, review_answers, revise_answers
+from ..pipeline.stages.synthesize import CHAIR_SYSTEM, Decision, synthesize
+from ..pipeline.verdict import Agreement, Dissent, MemberAnswer, Verdict
+from .base import Strategy
 
 __all__ = [
     "CouncilRank",
@@ -256,7 +251,7 @@ def moa_system(member: Member, labelled: dict[str, MemberAnswer]) -> str:
     parts = [member.settings.system, MOA_AGGREGATE_SYSTEM] if member.settings.system else [MOA_AGGREGATE_SYSTEM]
     parts.append("Responses from models:")
     for i, answer in enumerate(labelled.values(), start=1):
-        parts.append(f'<response label="{i}">\n{_quote(answer.text[:MAX_QUOTED_CHARS])}\n</response>')
+        parts.append(quoted_response(str(i), answer.text))
     return "\n\n".join(parts)
 
 

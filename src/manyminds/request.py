@@ -1,0 +1,60 @@
+"""A request to ask: the one type the Python API, the CLI, the server, the job queue and the MCP
+server build and pass on.
+
+What is asked (the question), of whom (a named council, or ad-hoc model names), how (a strategy
+and its parameters, the tier), and per-call overrides of the council's rules (timeout,
+quorum). How the run is executed — the settings, the database, keys, the event sink, the run id
+— is not part of it: keys never are (a request is stored with its job), and the rest belongs to
+the caller. `check` normalises a request against the settings and refuses a bad one before
+anything is stored; jobs store `model_dump()` and rebuild it with `model_validate`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .models.registry import Registry
+
+Tier = Literal["quick", "deep"]
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: Any = Field(description="The question (or, with strategy 'verify', the text to check).")
+    council: str | None = Field(default=None, description="A council from the settings (default: the default council).")
+    models: list[str] | None = Field(default=None, description="Ask these models instead of a council.")
+    strategy: str | None = Field(default=None, description="How the council works (default: 'council', or 'deep' for the deep tier).")
+    params: dict[str, Any] | None = Field(default=None, description="The strategy's parameters.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per member call, overriding the council's.")
+    quorum: int | None = Field(default=None, ge=1, description="Members that must answer, overriding the council's.")
+    tier: Tier = Field(default="quick", description="quick: runs now; deep: a queued background job.")
+
+    def check(self, settings: "Settings", registry: "Registry | None" = None) -> "AskRequest":
+        """The normalised request, or the `InputError` / `ConfigError` that refuses it: the
+        question (as `run_council` checks it), the council or the model names (canonical, with
+        suggestions for unknown ones), the strategy and its parameters, the quorum. Runs nothing."""
+        from .errors import InputError
+        from .models.registry import build_registry
+        from .pipeline.council import validate_question
+        from .strategies.base import get_strategy
+
+        question = validate_question(self.question)
+        registry = registry or build_registry(settings)
+        if self.models:
+            models: list[str] | None = [registry.canonical(m) for m in self.models]  # UnknownModel, with suggestions
+            members, council = len(models), None
+        else:
+            council, council_settings = settings.council(self.council)
+            models, members = None, len(council_settings.members)
+        strategy = self.strategy or ("deep" if self.tier == "deep" else "council")
+        get_strategy(strategy, self.params)  # unknown strategy or parameter: InputError
+        if self.quorum is not None and self.quorum > members:
+            raise InputError(f"A quorum of {self.quorum} is larger than the council's {members} members.")
+        return self.model_copy(update={
+            "question": question, "council": council, "models": models, "strategy": strategy, "params": self.params or None,
+        })

@@ -1,0 +1,94 @@
+"""The trust weights a council runs with, as `manyminds eval fit-trust` left them in trust.json
+(eval/trust.py fits and writes them; this module only reads and applies them, so asking a
+question never imports the evaluation harness).
+
+trust.json lives in the user dir, keyed by a fingerprint of the council's members (name, model,
+system prompt, temperature), so a changed council never gets stale weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .pipeline.council import Council
+
+TRUST_FILE = "trust.json"
+
+
+def apply_weights(council: "Council", weights: dict[str, float]) -> "Council":
+    """A copy of `council` whose members carry `weights` (members not named keep theirs)."""
+    members = []
+    for m in council.members:
+        w = weights.get(m.name)
+        members.append(m if w is None else replace(m, settings=m.settings.model_copy(update={"weight": max(float(w), 1e-6)})))
+    settings = council.settings.model_copy(update={"members": [m.settings for m in members]})
+    return replace(council, members=members, settings=settings)
+
+
+def fingerprint(council: "Council") -> str:
+    """Who the members are: a changed model, prompt or temperature is another council."""
+    doc = [[m.name, m.model.name, m.settings.system, m.settings.temperature] for m in council.members]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def trust_path() -> Path:
+    from .config import user_dir
+
+    return user_dir() / TRUST_FILE
+
+
+def read_trust_file(path: Path | None = None) -> dict[str, Any]:
+    path = path or trust_path()
+    if not path.exists():
+        return {"version": 1, "councils": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read the trust file {path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("councils"), dict):
+        raise InputError(f"The trust file {path} is not a manyminds trust file (no \"councils\" object).")
+    return data
+
+
+def learned_trust(council: "Council", path: Path | None = None) -> dict[str, Any] | None:
+    """The trust.json entry for exactly this council, or None."""
+    return read_trust_file(path)["councils"].get(fingerprint(council))
+
+
+def apply_learned(
+    council: "Council", strategy: str = "council", path: Path | None = None
+) -> tuple["Council", str, dict[str, Any]]:
+    """What to run for `council` when the user asked for the default `strategy`, given
+    trust.json: (council, strategy, params). A "+trust" default → the council with the overall
+    fitted weights and the base strategy; a single member (no council configuration reached it)
+    → the council led by that member (`lead`: its answer, as accurate as it alone, with the
+    others shown agreeing or dissenting). Anything else, or no entry for this council →
+    unchanged."""
+    entry = learned_trust(council, path)
+    if not entry or strategy != "council" or not entry.get("default"):
+        return council, strategy, {}
+    chosen = entry["default"]["strategy"] or "council"
+    weights = {m: s["weight"] for m, s in entry["table"]["overall"].items()}
+    if chosen.endswith("+trust"):
+        return apply_weights(council, weights), chosen.split("+")[0], {}
+    if chosen.startswith("single:"):
+        return council, "council", {"lead": chosen.split(":", 1)[1]}
+    return council, strategy, {}
+
+
+def learned_default(council: "Council") -> tuple["Council", str, dict[str, Any] | None]:
+    """(council, strategy, params) for a call that named no strategy: "council", or what
+    `eval fit-trust` recorded for exactly this council (params is then not None)."""
+    if not trust_path().exists():  # the common case: no eval was ever fitted
+        return council, "council", None
+    resolved, strategy, params = apply_learned(council, "council")
+    if resolved is council and strategy == "council" and not params:
+        return council, "council", None
+    return resolved, strategy, params
