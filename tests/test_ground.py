@@ -11,8 +11,8 @@ from manyminds import embeddings
 from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, EmptyCollection, UnknownCollection
 from manyminds.models.testing import ScriptedModel
+from manyminds.evidence.sources import Sources
 from manyminds.pipeline.stages.ground import (
-    Sources,
     accept_quote,
     check_claim,
     find_verbatim,

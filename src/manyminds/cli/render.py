@@ -141,11 +141,7 @@ def render_verdict(verdict: Verdict) -> Any:
             body.append(f"  • {q}\n")
     for w in verdict.warnings:
         body.append(f"\n⚠ {w}", style="yellow")
-    cost = f" · ${verdict.cost_usd:.4f}" if verdict.cost_usd is not None else ""
-    footer = (
-        f"run {verdict.run_id} · {verdict.usage.total_tokens} tokens{cost} · "
-        + " · ".join(f"{k} {v:.1f}s" for k, v in verdict.timings.items())
-    )
+    footer = " · ".join([run_summary(verdict, " · ")] + [f"{k} {v:.1f}s" for k, v in verdict.timings.items()])
     return Group(agreement, Panel(body, title="Verdict", subtitle=footer, border_style="green"))
 
 
@@ -221,8 +217,22 @@ def plain_verdict(verdict: Verdict) -> str:
             lines.append("      " + m.text.replace("\n", "\n      "))
         else:
             lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
-    for w in verdict.warnings:
-        lines.append(f"Warning: {w}")
-    cost = f", ${verdict.cost_usd:.4f}" if verdict.cost_usd is not None else ""
-    lines.append(f"Run: {verdict.run_id} ({verdict.usage.total_tokens} tokens{cost}, {verdict.timings.get('total', 0):.1f}s)")
+    lines += plain_footer(verdict)
     return "\n".join(lines)
+
+
+def run_summary(result, sep: str) -> str:  # noqa: ANN001
+    """"run ID · N tokens · $cost" of a verdict or a verify report (the cost when known)."""
+    parts = [f"run {result.run_id}", f"{result.usage.total_tokens} tokens"]
+    if result.cost_usd is not None:
+        parts.append(f"${result.cost_usd:.4f}")
+    return sep.join(parts)
+
+
+def plain_footer(result) -> list[str]:  # noqa: ANN001
+    """The last lines of plain output, for a verdict or a verify report: warnings, then the run."""
+    cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
+    total = result.timings.get("total", 0)
+    return [f"Warning: {w}" for w in result.warnings] + [
+        f"Run: {result.run_id} ({result.usage.total_tokens} tokens{cost}, {total:.1f}s)"
+    ]

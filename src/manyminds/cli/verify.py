@@ -88,10 +88,9 @@ def plain_report(report) -> str:  # noqa: ANN001
         lines.append(f"      votes: {votes}; score {c.score:.2f}; evidence: {c.evidence_verdict}")
         for e in c.evidence:
             lines.append(f"      {e.verdict}: {e.document} ({e.location}): \"{e.quote}\"")
-    for w in report.warnings:
-        lines.append(f"Warning: {w}")
-    cost = f", ${report.cost_usd:.4f}" if report.cost_usd is not None else ""
-    lines.append(f"Run: {report.run_id} ({report.usage.total_tokens} tokens{cost}, {report.timings.get('total', 0):.1f}s)")
+    from .render import plain_footer
+
+    lines += plain_footer(report)
     return "\n".join(lines)
 
 
@@ -110,7 +109,9 @@ def render_report(report):  # noqa: ANN001, ANN201
         votes = "\n".join(f"{m}: {v}" for m, v in c.votes.items()) or "—"
         evidence = "\n".join(f"{e.verdict}: {e.document} ({e.location})\n“{e.quote[:160]}”" for e in c.evidence) or c.evidence_verdict
         table.add_row(f"{c.id} {c.text}", Text(c.verdict, style=VERDICT_STYLE.get(c.verdict, "")), votes, evidence)
-    footer = Text(f"{report.summary} · run {report.run_id} · {report.usage.total_tokens} tokens", style="dim")
+    from .render import run_summary
+
+    footer = Text(f"{report.summary} · {run_summary(report, ' · ')}", style="dim")
     parts = [table, footer]
     parts += [Text(f"⚠ {w}", style="yellow") for w in report.warnings]
     return Group(*parts)

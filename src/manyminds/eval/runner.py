@@ -3,12 +3,12 @@
     expand_strategies (labels × items)    ─▶ phase 1: strategies that need nothing measured
                                           ─▶ phase 2: self-consistency (k from phase 1's tokens)
                                                       and "+trust" variants (weights from phase 1)
-    each pair: run_council(question, council, strategy, params, limiter=shared) ─▶ grade ─▶ store
+    each pair: run_council(question, council, strategy, params) ─▶ grade ─▶ store
 
-One mechanism: a pair is one call of `council.run_council` with a strategy from
-`pipeline/strategies.py: STRATEGIES` — the harness has no fan-out of its own. The pairs share
-one `ProviderLimiter`, so the council's per-provider caps hold across the whole run, and at most
-`concurrency` pairs are in flight.
+One mechanism: a pair is one call of `run_council` (pipeline/run.py) with a strategy from
+`strategies/base.py: STRATEGIES` — the harness has no fan-out of its own. The pairs share the
+council's models and so its `ProviderLimiter` (models/wrappers.py), so the per-provider caps
+hold across the whole run, and at most `concurrency` pairs are in flight.
 
 Strategy labels: a registered strategy name ("council", "majority", "moa"…), `single:MEMBER`
 (plain "single" expands to every member), `NAME+trust` (the strategy on a council whose member
@@ -38,7 +38,6 @@ from typing import Any
 
 from ..errors import InputError, ManymindsError
 from ..models.base import Chunk, Completion, Message, Model, ModelOptions, Usage
-from ..models.retry import ProviderLimiter
 from ..pipeline.council import Council
 from ..pipeline.run import run_council
 from ..strategies.base import STRATEGIES
@@ -439,7 +438,6 @@ class EvalRunner:
         self.judge_model = judge_model
         self.base_council = council
         self.plan = expand_strategies(config.strategies, council, config.params)
-        self.limiter = ProviderLimiter()
         self.results: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
         self.run_id: str | None = None
@@ -551,7 +549,7 @@ class EvalRunner:
         params = self._params_for(planned, item)
         try:
             seat = self._council_for(council, planned, item)
-            verdict = await run_council(prompt_for(item), seat, strategy=planned.strategy, params=params, limiter=self.limiter)
+            verdict = await run_council(prompt_for(item), seat, strategy=planned.strategy, params=params)
         except ManymindsError as exc:
             error = exc.to_dict()
         except Exception as exc:  # noqa: BLE001 - a bug in one strategy must not end a long run; kept with its traceback

@@ -3,13 +3,15 @@ question passes before any model sees it. The run itself is in run.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import CouncilSettings, MemberSettings
 from ..errors import InputError
 from ..models.base import Model
 from ..models.registry import Registry
+from ..models.retry import ProviderLimiter
+from ..models.wrappers import Retrying, ModelWrapper, wrap_for_council
 from .stages.fanout import Member
 
 MAX_QUESTION_CHARS = 100_000
@@ -31,7 +33,13 @@ def validate_question(question: str) -> str:
 
 @dataclass
 class Council:
-    """A resolved council: members with their models, the chair, and the rules."""
+    """A resolved council: members with their models, the chair, and the rules.
+
+    Building one wraps every model once (models/wrappers.py): retries with the council's
+    `retries`, and a per-provider cap held through `limiter`, which every model of the council
+    shares — so the chair and the side calls of later stages are capped and retried exactly
+    like the members. Copies (`dataclasses.replace`, e.g. with other weights) keep the wrappers
+    and the limiter."""
 
     name: str
     settings: CouncilSettings
@@ -39,6 +47,22 @@ class Council:
     chair_name: str
     chair_model: Model
     _extra_models: list[Model] = field(default_factory=list)
+    limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
+
+    def __post_init__(self) -> None:
+        wrapped: dict[int, Model] = {}  # a seat that chairs keeps one wrapped model
+
+        def wrap(model: Model, cap: int) -> Model:
+            if _is_wrapped(model):
+                return model
+            if id(model) not in wrapped:
+                wrapped[id(model)] = wrap_for_council(model, limiter=self.limiter, limit=cap, retries=self.settings.retries)
+            return wrapped[id(model)]
+
+        self.members = [m if _is_wrapped(m.model) else replace(m, model=wrap(m.model, m.max_concurrency)) for m in self.members]
+        cap = next((m.max_concurrency for m in self.members if m.model.provider == self.chair_model.provider),
+                   self.settings.max_concurrency_per_provider)
+        self.chair_model = wrap(self.chair_model, cap)
 
     @classmethod
     def build(
@@ -105,3 +129,12 @@ class Council:
     async def aclose(self) -> None:
         for model in [m.model for m in self.members] + self._extra_models:
             await model.aclose()
+
+
+def _is_wrapped(model: Model) -> bool:
+    """Whether the council's wrappers are already on `model` (under any others, e.g. a cache)."""
+    while isinstance(model, ModelWrapper):
+        if isinstance(model, Retrying):
+            return True
+        model = model.inner
+    return False

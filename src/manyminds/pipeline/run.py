@@ -14,11 +14,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import ManymindsError
 from ..models.base import Usage
-from ..models.retry import ProviderLimiter
 from .council import Council, validate_question
 from .events import Event, EventSink, fan_events, ignore_event
 from .stages.fanout import FanOut, check_context
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from .verdict import Agreement
 
 
+@runtime_checkable
 class Recorder(Protocol):
     """Where a run is written as it happens. `store.RunRecorder` writes SQLite; `NullRecorder`
     (`store=False`) writes nothing. `start` returns the run's id (the one given, or a new ULID)."""
@@ -100,21 +100,20 @@ class _Stage:
 
 @dataclass
 class RunContext:
-    """What every stage of one run needs: the question, the council, the run's id, the
-    stopwatch (stage events and timings), the event sink, the shared provider limiter."""
+    """What every stage of one run needs: the question, the council (whose models carry the
+    retries and the per-provider cap), the run's id, the stopwatch (stage events and timings)
+    and the event sink."""
 
     question: str
     council: Council
     run_id: str
     watch: Stopwatch
     emit: EventSink
-    limiter: ProviderLimiter
     extra_usage: list[UsageOut] = field(default_factory=list)  # calls outside the member answers
     extra_costs: list[float | None] = field(default_factory=list)
 
     def fanout(self, stage: str = "fan_out") -> FanOut:
-        s = self.council.settings
-        return FanOut(timeout=s.timeout, retries=s.retries, limiter=self.limiter, emit=self.emit, run_id=self.run_id, stage=stage)
+        return FanOut(timeout=self.council.settings.timeout, emit=self.emit, run_id=self.run_id, stage=stage)
 
     def count(self, answers: list[MemberAnswer]) -> None:
         """Add the usage and cost of calls whose answers are not the final member answers
@@ -204,7 +203,6 @@ async def run_council(
     params: dict[str, Any] | None = None,
     recorder: Recorder | None = None,
     emit: EventSink = ignore_event,
-    limiter: ProviderLimiter | None = None,
     run_id: str | None = None,
 ) -> Verdict:
     """Ask the council one question with a strategy (default: the council's fan-out → compare
@@ -232,7 +230,7 @@ async def run_council(
         chosen = get_strategy(strategy, params) if isinstance(strategy, str) else strategy
         question = validate_question(question)
         check_context(question, council.members)
-        ctx = RunContext(question, council, run_id, watch, sink, limiter or ProviderLimiter())
+        ctx = RunContext(question, council, run_id, watch, sink)
         verdict = await chosen.run(ctx)
         verdict.timings["total"] = round(time.perf_counter() - started, 4)
         verdict.created_at = created_at

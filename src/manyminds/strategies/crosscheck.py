@@ -44,7 +44,8 @@ from ..pipeline.stages.claims import (
 )
 from ..pipeline.stages.compare import compare
 from ..pipeline.stages.short_answers import extract_short_answers
-from ..pipeline.stages.ground import MAX_CHECKS, Grounding, Sources, attach, ground_claims, select_claims
+from ..evidence.sources import Sources
+from ..pipeline.stages.ground import MAX_CHECKS, Grounding, attach, ground_claims, select_claims
 from ..pipeline.stages.review import review_answers, revise_answers
 from ..pipeline.run import RunContext, build_verdict
 from ..pipeline.stages.fanout import gather_answers
@@ -432,7 +433,7 @@ async def synthesize_claims(ctx: RunContext, build: MatrixBuild, answers: list[M
             Message(role="user", content=chair_prompt(ctx.question, build, markers, labels)),
         ]
         call = await side_call(council.chair_model, messages, max_tokens=settings.chair_max_tokens,
-                               timeout=settings.timeout, retries=settings.retries)
+                               timeout=settings.timeout)
         model = council.chair_model
         if call.text is None or not call.text.strip():
             error = {"type": "ModelError", "message": call.error or "the chair returned an empty answer", "member": council.chair_name}

@@ -30,7 +30,8 @@ from ..pipeline.normalize import fold
 from ..pipeline.run import RunContext, build_verdict
 from ..pipeline.stages.claim_matrix import claim_status
 from ..pipeline.stages.claims import extract_claims, extraction_mode
-from ..pipeline.stages.ground import Sources, attach, ground_claims
+from ..evidence.sources import Sources
+from ..pipeline.stages.ground import attach, ground_claims
 from ..pipeline.stages.prompts import data_notice, quote
 from ..pipeline.stages.synthesize import Decision
 from ..pipeline.verdict import (

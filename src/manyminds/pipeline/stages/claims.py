@@ -32,7 +32,6 @@ from rapidfuzz import fuzz
 
 from ...errors import ManymindsError
 from ...models.base import Message, Model, ModelOptions
-from ...models.retry import call_with_retries
 from ..jsonparse import JSONExtractionError, extract_json_object
 from ..normalize import content_tokens, fold
 from ..verdict import UsageOut
@@ -88,15 +87,14 @@ async def side_call(
     *,
     max_tokens: int,
     timeout: float = SIDE_CALL_TIMEOUT_S,
-    retries: int = 1,
     schema: dict[str, Any] | None = None,
 ) -> SideCall:
-    """One model call bounded in time (retries included) and tokens, never raising: a stage
-    that gets nothing back degrades to its fallback and says why."""
+    """One model call bounded in time (the council's retries included) and tokens, never
+    raising: a stage that gets nothing back degrades to its fallback and says why."""
     options = ModelOptions(temperature=0.0, max_tokens=max_tokens, json_schema=schema)
     try:
         async with asyncio.timeout(timeout):
-            completion = await call_with_retries(lambda: model.complete(messages, options), retries=retries)
+            completion = await model.complete(messages, options)
     except TimeoutError:
         return SideCall(None, error=f"no answer within {timeout:g} s")
     except ManymindsError as exc:

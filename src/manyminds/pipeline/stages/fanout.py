@@ -1,21 +1,22 @@
 """Fan-out: every member answers the question concurrently, streaming as it goes.
 
 One loop serves every strategy. Each member call is bounded by the member's timeout (which
-covers its retries), retried on 429 / 5xx / dropped connections with backoff, and limited by a
-per-provider concurrency cap. A member that fails is recorded with its cause; whether the run can
-go on is the caller's decision (the quorum).
+covers its retries); the retries on 429 / 5xx / dropped connections and the per-provider
+concurrency cap are the council's model wrappers' (models/wrappers.py), which this stage
+observes to report each retry and count attempts. A member that fails is recorded with its
+cause; whether the run can go on is the caller's decision (the quorum).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...config import MemberSettings
 from ...errors import ContextTooLong, LocalModelMissing, ManymindsError, ModelError, ModelTimeout, QuorumNotMet
 from ...models.base import Completion, Message, Model, ModelOptions, Timer
-from ...models.retry import ProviderLimiter, call_with_retries
+from ...models.wrappers import CallObserver, observe
 from ..events import Event, EventSink, ignore_event
 from ..verdict import MemberAnswer, UsageOut
 
@@ -74,8 +75,6 @@ def usage_out(completion: Completion | None) -> UsageOut:
 @dataclass
 class FanOut:
     timeout: float
-    retries: int = 2
-    limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
     emit: EventSink = ignore_event
     run_id: str = ""
     stage: str = "fan_out"
@@ -102,45 +101,43 @@ class FanOut:
             options = options.model_copy(update={"temperature": temperature})
         timeout = member.settings.timeout or self.timeout
         model = member.model
-        attempts = 0
         timer = Timer()
 
         def emit(kind: str, **data) -> None:  # noqa: ANN003
             self.emit(Event(kind, run_id=self.run_id, stage=self.stage, member=member.name, data=data))
 
-        async def attempt() -> Completion:
-            nonlocal attempts
-            attempts += 1
-            async with self.limiter.slot(model.provider, member.max_concurrency):
-                completion: Completion | None = None
-                async for chunk in model.stream(messages, options):
-                    if chunk.delta:
-                        emit("member_delta", text=chunk.delta)
-                    if chunk.completion is not None:
-                        completion = chunk.completion
-                if completion is None:
-                    raise ModelError("the stream ended without a final completion", provider=model.provider, model=model.name)
-                return completion
+        async def call() -> Completion:
+            completion: Completion | None = None
+            async for chunk in model.stream(messages, options):
+                if chunk.delta:
+                    emit("member_delta", text=chunk.delta)
+                if chunk.completion is not None:
+                    completion = chunk.completion
+            if completion is None:
+                raise ModelError("the stream ended without a final completion", provider=model.provider, model=model.name)
+            return completion
 
         def on_retry(attempt_no: int, err: ModelError, delay: float) -> None:
             # Front ends drop the text streamed so far: the next attempt starts afresh.
             emit("member_retry", attempt=attempt_no, cause=err.cause, delay_s=round(delay, 3))
 
         emit("member_started", model=model.name)
+        observer = CallObserver()  # attempts are counted by the council's Retrying wrapper
         try:
-            async with asyncio.timeout(timeout):
-                completion = await call_with_retries(attempt, retries=self.retries, on_retry=on_retry)
+            with observe(on_retry) as observer:
+                async with asyncio.timeout(timeout):
+                    completion = await call()
         except TimeoutError:
             err = ModelTimeout(f"no complete answer within {timeout:g} s", provider=model.provider, model=model.name)
-            return self._failed(member, err, "timeout", attempts, timer.elapsed, emit)
+            return self._failed(member, err, "timeout", max(1, observer.attempts), timer.elapsed, emit)
         except ModelError as err:
-            return self._failed(member, err, "failed", attempts, timer.elapsed, emit)
+            return self._failed(member, err, "failed", max(1, observer.attempts), timer.elapsed, emit)
         except ManymindsError as err:  # e.g. a local model package that is missing
             wrapped = ModelError(str(err), provider=model.provider, model=model.name)
-            return self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit, origin=err)
+            return self._failed(member, wrapped, "failed", max(1, observer.attempts), timer.elapsed, emit, origin=err)
         except Exception as err:  # noqa: BLE001 - a faulty provider plugin fails its member, not the run
             wrapped = ModelError(f"{type(err).__name__}: {err}", provider=model.provider, model=model.name)
-            return self._failed(member, wrapped, "failed", attempts, timer.elapsed, emit)
+            return self._failed(member, wrapped, "failed", max(1, observer.attempts), timer.elapsed, emit)
 
         answer = MemberAnswer(
             member=member.name,
@@ -151,11 +148,11 @@ class FanOut:
             usage=usage_out(completion),
             latency_s=round(timer.elapsed, 4),
             cost_usd=model.cost_usd(completion.usage),
-            attempts=attempts,
+            attempts=max(1, observer.attempts),
         )
         if not answer.text:
             err = ModelError("the model returned an empty answer", provider=model.provider, model=model.name)
-            return self._failed(member, err, "failed", attempts, timer.elapsed, emit, usage=answer.usage)
+            return self._failed(member, err, "failed", max(1, observer.attempts), timer.elapsed, emit, usage=answer.usage)
         emit("member_done", answer=answer.model_dump())
         return answer
 

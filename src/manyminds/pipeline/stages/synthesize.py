@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from ...errors import ManymindsError, ModelError, ModelTimeout
 from ...models.base import Completion, Message, Model, ModelOptions
-from ...models.retry import call_with_retries
 from ..verdict import Agreement, ChairResult, Cluster, Dissent, MemberAnswer, UsageOut
 from .compare import similarity
 from .prompts import anonymise, data_notice, quoted_response
@@ -70,7 +69,6 @@ async def run_chair(
     max_tokens: int,
     timeout: float,
     seed: str,
-    retries: int = 2,
 ) -> ChairOutcome:
     labelled = anonymise(answers, seed)
     messages = [
@@ -80,8 +78,8 @@ async def run_chair(
     labels = {label: a.member for label, a in labelled.items()}
     try:
         options = ModelOptions(temperature=0.0, max_tokens=max_tokens)
-        async with asyncio.timeout(timeout):  # like a member's: the retries included
-            completion: Completion = await call_with_retries(lambda: model.complete(messages, options), retries=retries)
+        async with asyncio.timeout(timeout):  # like a member's: the council's retries included
+            completion: Completion = await model.complete(messages, options)
     except TimeoutError:
         err: ModelError = ModelTimeout(f"no answer within {timeout:g} s", provider=model.provider, model=model.name)
         return _chair_failed(chair_name, model, err, labels)
@@ -229,7 +227,7 @@ async def synthesize(
         chair = await run_chair(
             ctx.question, answers, agreement, council.chair_name, council.chair_model,
             system=settings.chair_system, max_tokens=settings.chair_max_tokens,
-            timeout=settings.timeout, seed=ctx.run_id, retries=settings.retries,
+            timeout=settings.timeout, seed=ctx.run_id,
         )
         decision = decide(ctx.question, chair.text, answers, agreement, weights, aliases=settings.answer_aliases)
         stage.data = {"labels": chair.labels, "chair_status": chair.result.status}
