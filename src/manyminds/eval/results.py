@@ -73,8 +73,8 @@ def wall_minutes(run: dict[str, Any], rows: list[dict[str, Any]]) -> float | Non
 
 def build_report(store: EvalStore, run_ids: list[str], out_dir: Path, *, title: str | None = None) -> Path:
     """report.md (+ figures, summary.json) for the runs, with the harness's own sections."""
+    from .records import to_item_result
     from .report import write_report
-    from .runner import to_item_result
 
     runs, rows = load_runs(store, run_ids)
     results = [to_item_result(r) for r in rows]

@@ -10,14 +10,9 @@ One mechanism: a pair is one call of `run_council` (pipeline/run.py) with a stra
 council's models and so its `ProviderLimiter` (models/wrappers.py), so the per-provider caps
 hold across the whole run, and at most `concurrency` pairs are in flight.
 
-Strategy labels: a registered strategy name ("council", "majority", "moa"…), `single:MEMBER`
-(plain "single" expands to every member), `NAME+trust` (the strategy on a council whose member
-weights were fitted from the single-member results, see trust.py), or "all".
-
-Cost fairness: at temperature 0 several strategies make identical calls (the council's fan-out
-*is* each member's single answer). `CachedModel` shares them within a run (persisted, so a
-resumed run does not pay again), but every strategy is charged the tokens as if it had made the
-call itself; only wall time benefits, and the report says so.
+Around the loop: `plan.py` turns strategy labels into the plan (and checks a resume asks the
+same), `items.py` says what each item is asked, `cache.py` shares deterministic calls between
+strategies (tokens are still charged to each).
 
 A pair never crashes the run: a strategy error (quorum not met, …) is stored with the item and
 counts as wrong; a grader that cannot read the answer counts it wrong and keeps the raw text.
@@ -26,314 +21,21 @@ counts as wrong; a grader that cannot read the answer counts it wrong and keeps 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
-import json
-import math
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError, ManymindsError
-from ..models.base import Chunk, Completion, Message, Model, ModelOptions, Usage
+from ..models.base import Model
 from ..pipeline.council import Council
 from ..pipeline.run import run_council
-from ..strategies.base import STRATEGIES
+from .cache import TALLY, CallCache, Tally, with_cache
+from .items import PROMPT_SUFFIX, prompt_for
+from .plan import Planned, check_same_plan, choose_k, expand_strategies, item_fold
 from .store import EvalStore
-
-DEFAULT_STRATEGY = "council"  # what `manyminds ask` runs; the report's reference
-# What "all" means: the issue's baselines plus the default and its trust-weighted variants.
-ALL_STRATEGIES = ("single", "majority", "self-consistency", "council-rank", "moa", "debate", "council",
-                  "council+trust", "majority+trust")  # fmt: skip
-PHASE_2 = ("self-consistency",)
-SC_K_RANGE = (1, 16)
-PROMPT_SUFFIX = {
-    "yes_no": "Reply with yes or no.",
-    "number": "Reply with the final answer as a number.",
-    "choice": "Reply with the letter of the correct choice.",
-    "short": "",
-}
-
-
-def prompt_for(item: Any) -> str:
-    """The question a council is asked for `item`: the context first (HaluEval's knowledge),
-    then the question, then how to answer for its kind. Recorded in each run's config."""
-    parts = [f"Context: {item.context.strip()}", ""] if item.context else []
-    parts.append(item.question.strip())
-    suffix = PROMPT_SUFFIX.get(item.kind, "")
-    if suffix:
-        parts.append(suffix)
-    return "\n".join(parts)
-
-
-# --- items -------------------------------------------------------------------------------
-#
-# Views: a dataset asked another way, for councils of small models that score zero on the
-# open-ended original. They live here, not in datasets.py, because they are framings of the
-# question (what the harness asks), not new data; each item keeps its source id.
-
-
-def _halueval_yes_no(item: Any) -> Any:
-    """HaluEval with its knowledge: is this proposed answer (the right or the hallucinated one,
-    chosen per item by a hash, so about half of each) correct? `metadata["shown"]` says which."""
-    right = hashlib.sha256(f"view:{item.id}".encode()).digest()[0] & 1 == 0
-    shown = item.answers[0] if right else item.incorrect[0]
-    question = f"Question: {item.question}\nProposed answer: {shown}\nIs the proposed answer correct?"
-    # Which answer was shown is the label itself: it stays out of `category`, which trust
-    # weights are fitted on (per-category weights would read the answer key).
-    shown_kind = "right answer shown" if right else "hallucinated answer shown"
-    return replace(item, dataset="halueval:yes-no", question=question, answers=("Yes" if right else "No",),
-                   incorrect=("No" if right else "Yes",), kind="yes_no", category=None,
-                   metadata={**dict(item.metadata or {}), "shown": shown_kind})  # fmt: skip
-
-
-def _truthfulqa_ab(item: Any) -> Any:
-    """TruthfulQA as two choices: its best answer against its first false answer, in an order
-    chosen per item by a hash. Categories are TruthfulQA's."""
-    true, false = item.answers[0], item.incorrect[0]
-    first = hashlib.sha256(f"view:{item.id}".encode()).digest()[0] & 1 == 0
-    choices = (true, false) if first else (false, true)
-    letter = "A" if first else "B"
-    question = f"{item.question}\n\nA. {choices[0]}\nB. {choices[1]}"
-    return replace(item, dataset="truthfulqa:ab", question=question, answers=(letter, true), incorrect=(false,),
-                   kind="choice", choices=choices)  # fmt: skip
-
-
-VIEWS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "halueval:yes-no": ("halueval", _halueval_yes_no),
-    "truthfulqa:ab": ("truthfulqa", _truthfulqa_ab),
-}
-
-
-def dataset_choices() -> list[str]:
-    from .datasets import dataset_names
-
-    return dataset_names() + list(VIEWS)
-
-
-def load_items(name: str, *, limit: int | None, seed: int, categories: list[str] | None = None) -> list[Any]:
-    """The items of a dataset or a view, sampled like `datasets.load_dataset` (stratified by
-    category, deterministic in `seed`). Unknown names list the valid ones."""
-    from .datasets import DATASETS, load_dataset, sample_items
-
-    if limit is not None and limit < 1:
-        raise InputError("--limit must be at least 1 (leave it out to use every item).")
-    if name in DATASETS:
-        return load_dataset(name, limit=limit, seed=seed, categories=categories or None)
-    if name not in VIEWS:
-        raise InputError(f"Unknown dataset {name!r}. Choose one of: {', '.join(dataset_choices())}.")
-    base, view = VIEWS[name]
-    items = [view(i) for i in load_dataset(base, seed=seed) if i.incorrect]
-    if categories:
-        wanted = {c.casefold() for c in categories}
-        items = [i for i in items if i.category and i.category.casefold() in wanted]
-        if not items:
-            raise InputError(f"No items of {name!r} in the categories {', '.join(categories)}.")
-    return sample_items(items, limit, seed)
-
-
-def to_item_result(row: dict[str, Any]) -> Any:
-    """A stored row as the metrics' `ItemResult` (tokens as if uncached; error as text)."""
-    from .records import ItemResult
-
-    error = row.get("error")
-    return ItemResult(
-        run_id=row["run_id"], item_id=row["item_id"], dataset=row["dataset"], category=row.get("category"),
-        strategy=row["strategy"], correct=bool(row["correct"]), confidence=row.get("confidence"),
-        answer=row.get("answer") or "", short_answer=row.get("short_answer"), raw_text=row.get("raw_text") or "",
-        grade_method=row.get("grade_method") or "none", grade_error=row.get("grade_error"),
-        tokens=int(row.get("total_tokens") or 0), cost_usd=row.get("cost_usd"), seconds=float(row.get("seconds") or 0.0),
-        error=(error.get("message") or error.get("type")) if isinstance(error, dict) else error,
-        extra=row.get("extra") or {},
-    )  # fmt: skip
-
-
-# --- the plan -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One strategy label of a run: which registered strategy, with which params, and whether
-    the council's weights come from trust."""
-
-    label: str
-    strategy: str
-    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    trust: bool = False
-
-    @property
-    def phase(self) -> int:
-        return 2 if self.trust or (self.strategy in PHASE_2 and not {"member", "k"} <= set(self.params)) else 1
-
-
-def valid_labels(council: Council) -> list[str]:
-    names = sorted(STRATEGIES)
-    return ["all"] + names + [f"single:{m.name}" for m in council.members] + [f"{n}+trust" for n in names]
-
-
-def expand_strategies(names: list[str], council: Council, params: dict[str, dict[str, Any]] | None = None) -> list[Planned]:
-    """Labels → planned strategies, in a stable order, without duplicates. Unknown names are an
-    `InputError` listing the valid ones. Self-consistency and "+trust" need single-member
-    results (and self-consistency the council's tokens), so those are added when missing."""
-    params = params or {}
-    members = [m.name for m in council.members]
-    wanted: list[str] = []
-    for raw in names:
-        for name in (ALL_STRATEGIES if raw.strip() == "all" else [raw.strip()]):
-            base, _, trust = name.partition("+")
-            base, _, member = base.partition(":")
-            if base not in STRATEGIES or (trust and trust != "trust") or (member and (base != "single" or member not in members)):
-                raise InputError(f"Unknown strategy {name!r}. Valid strategies: {', '.join(valid_labels(council))}.")
-            if base == "single" and not member and not trust:
-                wanted += [f"single:{m}" for m in members]
-            else:
-                wanted.append(name)
-    needs_singles = any(n.endswith("+trust") or n.startswith("self-consistency") for n in wanted)
-    if needs_singles:
-        wanted += [f"single:{m}" for m in members]
-    if any(n.startswith("self-consistency") for n in wanted) and "k" not in params.get("self-consistency", {}):
-        wanted.append(DEFAULT_STRATEGY)  # k is matched to the council's tokens per question
-    planned: list[Planned] = []
-    for name in dict.fromkeys(wanted):
-        base, _, trust = name.partition("+")
-        base, _, member = base.partition(":")
-        p = dict(params.get(base, {}))
-        if member:
-            p["member"] = member
-        planned.append(Planned(name, base, p, trust=bool(trust)))
-    return sorted(planned, key=lambda p: (p.phase, _order(p.label)))
-
-
-def _order(label: str) -> int:
-    base = label.split(":")[0].split("+")[0]
-    return ALL_STRATEGIES.index(base) if base in ALL_STRATEGIES else len(ALL_STRATEGIES)
-
-
-# --- the cache ----------------------------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    """Per pair: model calls asked for, and how many a cache served."""
-
-    calls: int = 0
-    cached: int = 0
-    new_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-_TALLY: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("eval_tally", default=None)
-
-
-class CallCache:
-    """Completions of one eval run, by call. A call is cacheable when it is deterministic: at
-    temperature 0, or with a seed (self-consistency samples carry one each)."""
-
-    def __init__(self, stored: dict[str, dict[str, Any]] | None = None) -> None:
-        self.stored = dict(stored or {})
-        self._inflight: dict[str, asyncio.Task[Completion]] = {}
-
-    @staticmethod
-    def key(model: str, messages: list[Message], options: ModelOptions | None) -> str | None:
-        opts = (options or ModelOptions()).model_dump(exclude_none=True)
-        if opts.get("temperature") != 0 and opts.get("seed") is None:
-            return None
-        doc = {"model": model, "messages": [[m.role, m.content] for m in messages], "options": opts}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-    async def get(self, key: str, call: Callable[[], Any]) -> Completion:
-        tally = _TALLY.get()
-        if tally is not None:
-            tally.calls += 1
-        if key in self.stored:
-            if tally is not None:
-                tally.cached += 1
-            return completion_from(self.stored[key])
-        task = self._inflight.get(key)
-        if task is None:
-            # The first asker owns the call; asking twice at once (two strategies of one item)
-            # waits for the same call. Shielded: one waiter's timeout must not cancel the others'.
-            task = self._inflight[key] = asyncio.ensure_future(call())
-            task.add_done_callback(lambda t, k=key: self._done(k, t, tally))
-        elif tally is not None:
-            tally.cached += 1
-        return await asyncio.shield(task)
-
-    def _done(self, key: str, task: asyncio.Task[Completion], tally: Tally | None) -> None:
-        self._inflight.pop(key, None)
-        if task.cancelled() or task.exception() is not None:
-            return  # failures are not cached: a resumed run tries again
-        entry = task.result().to_dict()
-        self.stored[key] = entry
-        if tally is not None:
-            tally.new_entries[key] = entry  # stored with the item that paid for it
-
-
-def completion_from(doc: dict[str, Any]) -> Completion:
-    usage = doc.get("usage") or {}
-    return Completion(
-        text=doc["text"], usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
-        latency_s=doc.get("latency_s", 0.0), finish_reason=doc.get("finish_reason", "stop"),
-        model=doc.get("model", ""), usage_estimated=doc.get("usage_estimated", False),
-    )  # fmt: skip
-
-
-class CachedModel(Model):
-    """A model whose deterministic calls go through a `CallCache`. It reports the cached call's
-    original usage, so token counts stay as if uncached."""
-
-    def __init__(self, inner: Model, cache: CallCache) -> None:
-        super().__init__(inner.model_id, context_window=inner.context_window)
-        self.inner, self.cache = inner, cache
-        self.provider = inner.provider
-        self.supports_json, self.supports_stream = inner.supports_json, inner.supports_stream
-        self.input_price_per_mtok = inner.input_price_per_mtok
-        self.output_price_per_mtok = inner.output_price_per_mtok
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
-        key = self.cache.key(self.inner.name, messages, options)
-        if key is None:
-            tally = _TALLY.get()
-            if tally is not None:
-                tally.calls += 1
-            return await self.inner.complete(messages, options)
-        return await self.cache.get(key, lambda: self.inner.complete(messages, options))
-
-    async def stream(self, messages: list[Message], options: ModelOptions | None = None) -> AsyncIterator[Chunk]:
-        # Nobody watches an eval's deltas: one completion, whether it came from the cache or not.
-        completion = await self.complete(messages, options)
-        yield Chunk(delta=completion.text, completion=completion)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def cost_usd(self, usage: Usage) -> float | None:
-        return self.inner.cost_usd(usage)
-
-    def availability(self) -> tuple[bool, str]:
-        return self.inner.availability()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def with_cache(council: Council, cache: CallCache) -> Council:
-    """A copy of `council` whose models (members and chair) go through `cache`."""
-    wrapped: dict[int, CachedModel] = {}
-
-    def wrap(model: Model) -> Model:
-        if id(model) not in wrapped:
-            wrapped[id(model)] = CachedModel(model, cache)
-        return wrapped[id(model)]
-
-    members = [replace(m, model=wrap(m.model)) for m in council.members]
-    return replace(council, members=members, chair_model=wrap(council.chair_model))
-
 
 # --- progress -----------------------------------------------------------------------------
 
@@ -408,11 +110,6 @@ class EvalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def item_fold(item_id: str) -> int:
-    """0 or 1, fixed per item: the cross-fitting halves of the trust weights."""
-    return hashlib.sha256(item_id.encode()).digest()[0] & 1
 
 
 class EvalRunner:
@@ -543,7 +240,7 @@ class EvalRunner:
         from .graders import grade
 
         tally = Tally()
-        token = _TALLY.set(tally)
+        token = TALLY.set(tally)
         started = time.perf_counter()
         verdict, error = None, None
         params = self._params_for(planned, item)
@@ -555,7 +252,7 @@ class EvalRunner:
         except Exception as exc:  # noqa: BLE001 - a bug in one strategy must not end a long run; kept with its traceback
             error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc(limit=6)}
         finally:
-            _TALLY.reset(token)
+            TALLY.reset(token)
         seconds = time.perf_counter() - started
         answer = verdict.answer if verdict else ""
         short = verdict.short_answer if verdict else None
@@ -655,50 +352,3 @@ def _raw_text(verdict: Any) -> str:
     if verdict.chair is not None and verdict.chair.text:
         return verdict.chair.text
     return verdict.answer
-
-
-def check_same_plan(run: dict[str, Any], plan: dict[str, Any], snapshot: dict[str, Any]) -> None:
-    """A resume must ask the same council the same items, or its numbers would mix two runs."""
-    stored = run.get("plan") or {}
-    if stored.get("items") != plan["items"]:
-        changed = [d for d in plan["items"] if stored.get("items", {}).get(d) != plan["items"][d]]
-        raise InputError(f"Eval run {run['id']} was started on other items ({', '.join(changed) or 'datasets differ'}); "
-                         "resume it with its own --dataset/--limit/--seed, or start a new run.")  # fmt: skip
-    labels = [s["label"] for s in stored.get("strategies", [])]
-    if labels != [s["label"] for s in plan["strategies"]]:
-        raise InputError(f"Eval run {run['id']} was started with strategies {', '.join(labels)}; resume it with those.")
-    old = [(m["name"], m["model"]) for m in (run.get("snapshot") or {}).get("members", [])]
-    new = [(m["name"], m["model"]) for m in snapshot.get("members", [])]
-    if old != new:
-        raise InputError(f"Eval run {run['id']} was started with another council ({old}); resume it with that council.")
-
-
-def choose_k(results: list[dict[str, Any]], datasets: list[str], members: list[str]) -> dict[str, dict[str, Any]]:
-    """Per dataset: the best single member (highest accuracy; ties → fewer tokens, then member
-    order) and k = round(council tokens per question ÷ that member's tokens per question),
-    clamped to [1, 16] — self-consistency at the council's token budget."""
-    out: dict[str, dict[str, Any]] = {}
-    for dataset in datasets:
-        rows = [r for r in results if r["dataset"] == dataset]
-        council = [r["total_tokens"] for r in rows if r["strategy"] == DEFAULT_STRATEGY]
-        stats = []
-        for i, m in enumerate(members):
-            mine = [r for r in rows if r["strategy"] == f"single:{m}"]
-            if mine:
-                acc = sum(r["correct"] for r in mine) / len(mine)
-                tokens = sum(r["total_tokens"] for r in mine) / len(mine)
-                stats.append((-acc, tokens, i, m, acc, len(mine)))
-        if not stats or not council:
-            out[dataset] = {"member": members[0], "k": 5, "reason": "no single or council results to measure: default k"}
-            continue
-        _, tokens, _, member, acc, n = min(stats)
-        per_q = sum(council) / len(council)
-        raw = per_q / tokens if tokens else float(SC_K_RANGE[1])
-        k = max(SC_K_RANGE[0], min(SC_K_RANGE[1], math.floor(raw + 0.5)))
-        out[dataset] = {
-            "member": member, "k": k, "member_accuracy": round(acc, 4), "items": n,
-            "council_tokens_per_question": round(per_q, 1), "member_tokens_per_question": round(tokens, 1),
-            "reason": f"{per_q:.0f} council tokens ÷ {tokens:.0f} tokens of {member} per question = {raw:.2f} → k={k}"
-                      + (" (clamped)" if k != math.floor(raw + 0.5) else ""),
-        }  # fmt: skip
-    return out

@@ -8,26 +8,16 @@
     passages = retrieve(index.db, "papers", "boiling point of water at altitude", k=5)
 
 Modules: `parse` (files → text with sections), `chunk` (text → ~1,000-character chunks with
-locations), `index` (SQLite storage, hybrid FTS5 + vector retrieval), `search` (the search
+locations), `index` (SQLite storage, hybrid FTS5 + vector retrieval), `vectors` (the in-memory
+vector matrix and cosine top-k), `records` (passages, add reports, errors), `search` (the search
 provider plugin interface and a generic HTTP JSON provider).
 """
 
 from __future__ import annotations
 
-from .index import (
-    DEFAULT_COLLECTION,
-    MAX_FILE_BYTES,
-    AddProgress,
-    AddReport,
-    DocumentIndex,
-    EmptyCollection,
-    FileResult,
-    Passage,
-    UnknownCollection,
-    retrieve,
-    retrieve_async,
-)
+from .index import DEFAULT_COLLECTION, MAX_FILE_BYTES, DocumentIndex, retrieve, retrieve_async
 from .parse import ParseError
+from .records import AddProgress, AddReport, EmptyCollection, FileResult, Passage, UnknownCollection
 from .search import (
     HTTPSearchProvider,
     SearchError,

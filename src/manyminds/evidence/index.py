@@ -11,14 +11,13 @@ Retrieval is hybrid, fused by reciprocal rank (RRF):
   porter-stemmed. The user's query never reaches FTS syntax: it is cut into word tokens, each
   quoted, joined with OR (BM25 ranks chunks matching more and rarer words first).
 - meaning: cosine similarity of the query's MiniLM embedding with every chunk's, brute force with
-  numpy. The collection's vectors are read into one float32 matrix, kept in memory per collection
-  and rebuilt when the collection's `version` (bumped by every change, by any process) moves.
-  At 10,000 chunks the matrix is 15 MB and the product with the query takes under a millisecond;
-  embedding the query (~12 ms) is most of a vector search. No ANN index needed at this size.
+  numpy over the collection's vectors held in memory (`vectors.py`). At 10,000 chunks the product
+  with the query takes under a millisecond; embedding the query (~12 ms) is most of a vector
+  search. No ANN index needed at this size.
 - fusion: score = Σ 1 / (60 + rank) over the two rankings (Cormack et al. 2009). RRF needs no
   calibration between BM25 and cosine scales, and a passage found by both ranks first.
 
-`Passage.score` is therefore mode-specific: the RRF sum (hybrid), -BM25 (fts, higher is better)
+The result types and errors are in `records.py`. `Passage.score` is therefore mode-specific: the RRF sum (hybrid), -BM25 (fts, higher is better)
 or the cosine (vector). `Passage.similarity` is always the cosine with the query when vectors
 exist, whatever the mode — the comparable number for "is this passage even about the claim".
 """
@@ -28,10 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,134 +39,18 @@ from ..errors import InputError
 from ..store.db import now_iso, write_transaction
 from .chunk import Chunk, chunk_document
 from .parse import ParsedDocument, ParseError, detect_kind, parse_bytes
+from .records import AddProgress, AddReport, EmptyCollection, FileResult, Passage, UnknownCollection
+from .vectors import collection_matrix, forget_matrix, similarities, top
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are skipped unread
 DEFAULT_COLLECTION = "default"
 RRF_K = 60  # the constant from the RRF paper; damps the weight of the very first ranks
 CANDIDATES = 50  # per ranking, before fusion (at least 4 × k)
 MAX_QUERY_TERMS = 64
-_MATRIX_CACHE_SIZE = 4
 
 SearchMode = Literal["hybrid", "fts", "vector"]
-Status = Literal["added", "unchanged", "updated", "skipped"]
-ProgressCallback = Callable[["AddProgress"], None]
+ProgressCallback = Callable[[AddProgress], None]
 EmbedFunction = Callable[[Sequence[str]], np.ndarray]
-
-
-# --- results and errors --------------------------------------------------------------------
-
-
-@dataclass
-class Passage:
-    """A retrieved span of evidence, with where it came from."""
-
-    text: str
-    document: str  # path or URL as added
-    title: str | None
-    location: str  # "page 3", "§ Heading > Sub (lines 40–52)", "lines 40–52", or a URL
-    chunk_id: int | None
-    score: float  # mode-specific; see the module docstring
-    collection: str | None
-    start: int | None  # character offsets of `text` in the document's parsed text
-    end: int | None
-    page: int | None = None
-    sha256: str | None = None  # of the document's bytes when it was indexed
-    similarity: float | None = None  # cosine with the query, when vectors exist
-
-    def find_quote(self, quote: str) -> tuple[int, int] | None:
-        """Where `quote` occurs verbatim in this passage (whitespace may differ), as offsets in
-        the document when they are known, else in `text`; None when it does not occur."""
-        words = quote.split()
-        if not words:
-            return None
-        match = re.search(r"\s+".join(re.escape(w) for w in words), self.text)
-        if match is None:
-            return None
-        base = self.start or 0
-        return base + match.start(), base + match.end()
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class UnknownCollection(InputError):
-    def __init__(self, name: str, known: list[str]):
-        self.name, self.known = name, known
-        listed = ", ".join(repr(k) for k in known) if known else "none yet"
-        super().__init__(
-            f"Unknown document collection {name!r}. Existing collections: {listed}. "
-            f"Add documents with `manyminds docs add PATH --collection {name}`."
-        )
-
-
-class EmptyCollection(InputError):
-    def __init__(self, name: str):
-        self.name = name
-        super().__init__(
-            f"The document collection {name!r} has no documents. "
-            f"Add some with `manyminds docs add PATH… --collection {name}` "
-            "(text, Markdown, HTML or PDF files, or directories of them)."
-        )
-
-
-@dataclass
-class FileResult:
-    path: str
-    status: Status
-    chunks: int = 0
-    reason: str | None = None  # why it was skipped
-    kind: str | None = None
-    title: str | None = None
-
-
-@dataclass
-class AddProgress:
-    done: int  # files finished so far, this one included
-    total: int
-    result: FileResult
-
-
-@dataclass
-class AddReport:
-    collection: str
-    files: list[FileResult] = field(default_factory=list)
-
-    def _with(self, status: Status) -> list[FileResult]:
-        return [f for f in self.files if f.status == status]
-
-    @property
-    def added(self) -> list[FileResult]:
-        return self._with("added")
-
-    @property
-    def unchanged(self) -> list[FileResult]:
-        return self._with("unchanged")
-
-    @property
-    def updated(self) -> list[FileResult]:
-        return self._with("updated")
-
-    @property
-    def skipped(self) -> list[FileResult]:
-        return self._with("skipped")
-
-    @property
-    def chunks_indexed(self) -> int:
-        return sum(f.chunks for f in self.files if f.status in ("added", "updated"))
-
-    @property
-    def ok(self) -> bool:
-        """True if any file is now in the collection (indexed now, or already and unchanged)."""
-        return any(f.status != "skipped" for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "collection": self.collection,
-            "ok": self.ok,
-            "chunks_indexed": self.chunks_indexed,
-            "counts": {s: len(self._with(s)) for s in ("added", "unchanged", "updated", "skipped")},
-            "files": [asdict(f) for f in self.files],
-        }
 
 
 # --- the index -----------------------------------------------------------------------------
@@ -335,7 +215,7 @@ class DocumentIndex:
                 self.db.execute("DELETE FROM doc_collections WHERE id = ?", [coll_id])
             else:
                 self._touch(coll_id, now_iso())
-        _forget_matrix(self.db, coll_id)
+        forget_matrix(self.db, coll_id)
         return {"documents": len(docs), "chunks": chunks}
 
     # searching --------------------------------------------------------------------------
@@ -358,17 +238,17 @@ class DocumentIndex:
         ids = matrix = None
         if mode != "fts":
             query_vector = self._embed([query])[0]
-            ids, matrix = self._matrix(coll_id)
+            ids, matrix = collection_matrix(self.db, coll_id)
 
         cosine: dict[int, float] = {}
         if mode == "fts":
             scores = {cid: -bm25 for cid, bm25 in ranked}
             order = [cid for cid, _ in ranked]
         elif mode == "vector":
-            order, sims = _top(ids, _similarities(matrix, query_vector), k)
+            order, sims = top(ids, similarities(matrix, query_vector), k)
             scores = dict(zip(order, sims))
         else:
-            vec_order, _ = _top(ids, _similarities(matrix, query_vector), want)
+            vec_order, _ = top(ids, similarities(matrix, query_vector), want)
             fts_order = [cid for cid, _ in ranked]
             fused: dict[int, float] = {}
             for ranking in (fts_order, vec_order):
@@ -416,30 +296,6 @@ class DocumentIndex:
             for cid in order
             if (r := rows.get(cid)) is not None
         ]
-
-    def _matrix(self, coll_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids ascending, their vectors as rows), cached while the collection's version holds."""
-        # With created_at: a collection removed and made again may get the same id and version.
-        version = tuple(self.db.execute(
-            "SELECT version, created_at FROM doc_collections WHERE id = ?", [coll_id]
-        ).fetchone())
-        key = (_db_key(self.db), coll_id)
-        with _cache_lock:
-            hit = _matrix_cache.get(key)
-            if hit is not None and hit[0] == version:
-                _matrix_cache.move_to_end(key)
-                return hit[1], hit[2]
-        rows = self.db.execute(
-            "SELECT id, embedding FROM doc_chunks WHERE collection_id = ? ORDER BY id", [coll_id]
-        ).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), embeddings.DIMENSIONS)
-        with _cache_lock:
-            _matrix_cache[key] = (version, ids, matrix)
-            _matrix_cache.move_to_end(key)
-            while len(_matrix_cache) > _MATRIX_CACHE_SIZE:
-                _matrix_cache.popitem(last=False)
-        return ids, matrix
 
     # helpers ----------------------------------------------------------------------------
     def _collection_id(self, name: str, *, create: bool = False) -> int | None:
@@ -572,38 +428,5 @@ def _context(title: str | None, chunk: Chunk) -> str:
     return " > ".join(parts)
 
 
-def _similarities(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """matrix @ vector without BLAS. OpenBLAS runs this product on several threads, and right
-    after an embedding onnxruntime's worker threads are still spinning on the same cores: measured
-    on 2 cores at 10,000 chunks, `@` took 7–10 ms, einsum's single-threaded loop 0.6 ms."""
-    return np.einsum("ij,j->i", matrix, vector)
-
-
-def _top(ids: np.ndarray, scores: np.ndarray, n: int) -> tuple[list[int], list[float]]:
-    n = min(n, len(scores))
-    if n == 0:
-        return [], []
-    best = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-    best = best[np.lexsort((ids[best], -scores[best]))]
-    return ids[best].tolist(), scores[best].tolist()
-
-
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
-
-
-_cache_lock = threading.Lock()
-_matrix_cache: OrderedDict[tuple[Any, int], tuple[tuple[int, str], np.ndarray, np.ndarray]] = OrderedDict()
-
-
-def _db_key(db: sqlite_utils.Database) -> Any:
-    """The database file, so that two connections to one file share a cached matrix."""
-    for row in db.execute("PRAGMA database_list").fetchall():
-        if row[1] == "main" and row[2]:
-            return row[2]
-    return id(db.conn)  # an in-memory database: only this connection sees it
-
-
-def _forget_matrix(db: sqlite_utils.Database, coll_id: int) -> None:
-    with _cache_lock:
-        _matrix_cache.pop((_db_key(db), coll_id), None)

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError, ManymindsError
-from .index import Passage
+from .records import Passage
 
 if TYPE_CHECKING:
     from ..config import Settings
