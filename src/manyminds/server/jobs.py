@@ -138,7 +138,7 @@ def submit_job(
     max_attempts: int = MAX_ATTEMPTS,
 ) -> dict[str, Any]:
     """Validate and queue a deep run; return the job. The run row appears when a worker starts it."""
-    from ..store import new_ulid
+    from ..ids import new_ulid
 
     request = check_request(
         settings, question, council=council, models=models, strategy=strategy, params=params,

@@ -26,7 +26,8 @@ from ..errors import InputError, ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
 from ..pipeline.events import Event, EventKind
 from ..pipeline.strategies import STRATEGIES
-from ..store import export_run, list_runs, resolve_run_id, ulid_datetime
+from ..ids import ulid_datetime
+from ..store import export_run, list_runs, resolve_run_id
 from ..store.db import from_json, now_iso
 from .errors import ApiError, from_manyminds
 from .events import HEARTBEAT_COMMENT, sse_message
@@ -159,7 +160,7 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     """Answers at once with the run's id. A quick run starts in the server now; a deep run is
     queued for a worker (`manyminds serve` runs one). Nothing is stored for a refused request."""
     state = _state(request)
-    from ..store import new_ulid
+    from ..ids import new_ulid
 
     try:
         run_request = check_request(state.settings, body.question, council=body.council, models=body.models,
