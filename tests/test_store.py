@@ -18,8 +18,9 @@ import pytest
 from manyminds.errors import InputError, QuorumNotMet
 from manyminds.pipeline.events import Event
 from manyminds.pipeline.verdict import Agreement, ChairResult, Cluster, MemberAnswer, UsageOut, Verdict
+from manyminds import ids as ulid_module
+from manyminds.ids import new_ulid, ulid_datetime
 from manyminds.store import (
-    MIGRATIONS,
     RunRecorder,
     applied_migrations,
     export_all,
@@ -27,13 +28,11 @@ from manyminds.store import (
     get_run,
     list_runs,
     mark_abandoned_runs,
-    new_ulid,
     open_db,
     pid_alive,
+    registered_migrations,
     resolve_run_id,
-    ulid_datetime,
 )
-from manyminds.store import ulid as ulid_module
 from manyminds.store.abandoned import REASON_PROCESS_EXITED
 from manyminds.store.db import hours_ago_iso
 
@@ -122,7 +121,7 @@ def test_reopening_applies_no_migration_twice(tmp_path):
     path = tmp_path / "runs.db"
     open_db(path).close()
     before = applied_migrations(open_db(path))
-    assert [m["name"] for m in before] == [m.__name__ for m in MIGRATIONS]
+    assert [m["name"] for m in before] == [m.__name__ for m in registered_migrations()]
     after = applied_migrations(open_db(path))
     assert after == before  # same rows, same applied_at
 
@@ -138,11 +137,11 @@ def test_a_migration_added_later_applies_once_to_an_old_database(tmp_path):
         calls.append(1)
         db.execute("ALTER TABLE runs ADD COLUMN tags TEXT")
 
-    newer = open_db(path, migrations=[*MIGRATIONS, m003_run_tags])
+    newer = open_db(path, migrations=[*registered_migrations(), m003_run_tags])
     assert calls == [1]
     assert "tags" in newer["runs"].columns_dict
     assert get_run(newer, run_id)["question"] == "an old question"
-    open_db(path, migrations=[*MIGRATIONS, m003_run_tags])
+    open_db(path, migrations=[*registered_migrations(), m003_run_tags])
     assert calls == [1]
     assert [m["name"] for m in applied_migrations(newer)][-1] == "m003_run_tags"
 
@@ -156,14 +155,14 @@ def test_a_failing_migration_leaves_no_trace(tmp_path):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        open_db(path, migrations=[*MIGRATIONS, m003_broken])
+        open_db(path, migrations=[*registered_migrations(), m003_broken])
     db = open_db(path)
     assert not db["half_done"].exists()
     assert "m003_broken" not in {m["name"] for m in applied_migrations(db)}
 
 
 def test_migration_names_are_numbered_and_in_order():
-    names = [m.__name__ for m in MIGRATIONS]
+    names = [m.__name__ for m in registered_migrations()]
     assert names == sorted(names)
     assert all(name[0] == "m" and name[1:4].isdigit() for name in names)
 
@@ -473,7 +472,7 @@ def test_concurrent_writers_all_succeed(tmp_path):
     assert sum(r["status"] == "complete" for r in runs) == workers * count * 4 // 5
     assert sum(r["status"] == "failed" for r in runs) == workers * count // 5
     assert db.execute("SELECT count(*) FROM member_answers").fetchone()[0] == workers * count * 2 - workers * count // 5
-    assert [m["name"] for m in applied_migrations(db)] == [m.__name__ for m in MIGRATIONS]
+    assert [m["name"] for m in applied_migrations(db)] == [m.__name__ for m in registered_migrations()]
 
 
 # --- ULIDs ------------------------------------------------------------------------------

@@ -222,7 +222,8 @@ def store_run_with_claims(home: Path) -> str:
         UsageOut,
         Verdict,
     )
-    from manyminds.store import RunRecorder, new_ulid, open_db
+    from manyminds.ids import new_ulid
+    from manyminds.store import RunRecorder, open_db
 
     members = ["alpha", "beta", "gamma"]
     question = "Where is the Eiffel Tower and what is it made of?"

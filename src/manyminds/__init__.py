@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["ask", "aask", "verify", "averify", "AskRequest", "Verdict", "VerifyReport", "ScriptedModel", "__version__"]
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from . import __version__
+from .version import __version__
 from .config import Settings, load_settings
 from .errors import ManymindsError
 from .pipeline.events import Event

@@ -9,30 +9,63 @@ and why.
 
 from __future__ import annotations
 
-from .datasets import (
-    DATASETS,
-    DatasetError,
-    DatasetMissing,
-    DatasetSpec,
-    Item,
-    UnknownDataset,
-    dataset_names,
-)
-from .fetch import fetch_dataset
-from .graders import Grade, grade, judge_agreement, judge_grade
-from .loading import load_dataset, sample_items
-from .metrics import (
-    accuracy,
-    auroc,
-    bootstrap_ci,
-    confidently_wrong_rate,
-    ece,
-    paired_lift,
-    reliability_bins,
-    summarise,
-)
-from .records import ItemResult
-from .report import write_report
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .datasets import (
+        DATASETS,
+        DatasetError,
+        DatasetMissing,
+        DatasetSpec,
+        Item,
+        UnknownDataset,
+        dataset_names,
+    )
+    from .fetch import fetch_dataset
+    from .loading import load_dataset, sample_items
+    from .graders import Grade, grade, judge_agreement, judge_grade
+    from .metrics import (
+        accuracy,
+        auroc,
+        bootstrap_ci,
+        confidently_wrong_rate,
+        ece,
+        paired_lift,
+        reliability_bins,
+        summarise,
+    )
+    from .records import ItemResult
+    from .report import write_report
+
+# Lazy, like `manyminds/__init__.py`: importing one submodule (e.g. `eval.schema`, which every
+# `open_db` imports for its migration) must not import the rest of the package.
+_EXPORTS = {
+    "DATASETS": "datasets",
+    "DatasetError": "datasets",
+    "DatasetMissing": "datasets",
+    "DatasetSpec": "datasets",
+    "Item": "datasets",
+    "UnknownDataset": "datasets",
+    "dataset_names": "datasets",
+    "fetch_dataset": "fetch",
+    "load_dataset": "loading",
+    "sample_items": "loading",
+    "Grade": "graders",
+    "grade": "graders",
+    "judge_agreement": "graders",
+    "judge_grade": "graders",
+    "accuracy": "metrics",
+    "auroc": "metrics",
+    "bootstrap_ci": "metrics",
+    "confidently_wrong_rate": "metrics",
+    "ece": "metrics",
+    "paired_lift": "metrics",
+    "reliability_bins": "metrics",
+    "summarise": "metrics",
+    "ItemResult": "records",
+    "write_report": "report",
+}
 
 __all__ = [
     "DATASETS",
@@ -60,3 +93,16 @@ __all__ = [
     "summarise",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,5 +1,5 @@
 """Eval runs in the run store (the same SQLite file as `manyminds runs`; tables from
-`store/migrations.py: m003_eval`).
+`eval/schema.py: m003_eval`).
 
     eval_runs   one row per `manyminds eval run`: its config, the council as it was, the plan
                 (item ids per dataset, strategy labels) and choices made on the way (`meta`)
@@ -22,9 +22,9 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import InputError
+from ..ids import CROCKFORD, new_ulid
 from ..store.abandoned import STALE_AFTER_HOURS, pid_alive
 from ..store.db import from_json, hours_ago_iso, now_iso, to_json, write_transaction
-from ..store.ulid import CROCKFORD, new_ulid
 
 EVAL_STATUSES = ("running", "complete", "incomplete", "failed")
 _ITEM_COLUMNS = (
@@ -47,7 +47,7 @@ class EvalStore:
     # --- runs -----------------------------------------------------------------------------
 
     def create_run(self, council: str, config: dict[str, Any], snapshot: dict[str, Any], plan: dict[str, Any]) -> str:
-        from .. import __version__
+        from ..version import __version__
 
         run_id = new_ulid()
         stamp = now_iso()

@@ -15,17 +15,44 @@ provider plugin interface and a generic HTTP JSON provider).
 
 from __future__ import annotations
 
-from .index import DEFAULT_COLLECTION, MAX_FILE_BYTES, DocumentIndex, retrieve, retrieve_async
-from .parse import ParseError
-from .records import AddProgress, AddReport, EmptyCollection, FileResult, Passage, UnknownCollection
-from .search import (
-    HTTPSearchProvider,
-    SearchError,
-    SearchProvider,
-    build_search_providers,
-    register_search_provider,
-    search_all,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .index import DEFAULT_COLLECTION, MAX_FILE_BYTES, DocumentIndex, retrieve, retrieve_async
+    from .records import AddProgress, AddReport, EmptyCollection, FileResult, Passage, UnknownCollection
+    from .parse import ParseError
+    from .search import (
+        HTTPSearchProvider,
+        SearchError,
+        SearchProvider,
+        build_search_providers,
+        register_search_provider,
+        search_all,
+    )
+
+# Lazy, like `manyminds/__init__.py`: importing one submodule (e.g. `evidence.schema`, which every
+# `open_db` imports for its migration) must not import the rest of the package.
+_EXPORTS = {
+    "DEFAULT_COLLECTION": "index",
+    "MAX_FILE_BYTES": "index",
+    "AddProgress": "records",
+    "AddReport": "records",
+    "DocumentIndex": "index",
+    "EmptyCollection": "records",
+    "FileResult": "records",
+    "Passage": "records",
+    "UnknownCollection": "records",
+    "retrieve": "index",
+    "retrieve_async": "index",
+    "ParseError": "parse",
+    "HTTPSearchProvider": "search",
+    "SearchError": "search",
+    "SearchProvider": "search",
+    "build_search_providers": "search",
+    "register_search_provider": "search",
+    "search_all": "search",
+}
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -47,3 +74,16 @@ __all__ = [
     "retrieve_async",
     "search_all",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

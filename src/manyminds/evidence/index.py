@@ -348,7 +348,7 @@ async def retrieve_async(collection: str, query: str, *, k: int = 5, mode: Searc
     store. The vector matrix cache is per database file, so these calls share it."""
     import asyncio
 
-    from ..store.db import open_db
+    from ..store import open_db
 
     def run() -> list[Passage]:
         db = open_db(db_path, check_abandoned=False)

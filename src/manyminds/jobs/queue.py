@@ -74,7 +74,7 @@ def submit_job(
     max_attempts: int = MAX_ATTEMPTS,
 ) -> dict[str, Any]:
     """Check and queue a deep run; return the job. The run row appears when a worker starts it."""
-    from ..store import new_ulid
+    from ..ids import new_ulid
 
     checked = request.model_copy(update={"tier": "deep"}).check(settings, registry)
     run_id = run_id or new_ulid()

@@ -52,7 +52,7 @@ class NullRecorder:
     """Used with `store=False`: same calls, nothing written."""
 
     def start(self, question: str, council: str, **_: Any) -> str:
-        from ..store import new_ulid
+        from ..ids import new_ulid
 
         return new_ulid()
 

@@ -53,7 +53,7 @@ def create_app(
     database; `token` default: `$MANYMINDS_TOKEN` (pass "" for none); `worker` runs the
     deep-run worker in the app's event loop. Other `ServerConfig` fields (e.g.
     `sse_heartbeat_s`, `max_concurrent_runs`, `worker_stale_after_s`) go in `options`."""
-    from .. import __version__
+    from ..version import __version__
 
     known = {f.name for f in fields(ServerConfig)}
     unknown = sorted(set(options) - known)

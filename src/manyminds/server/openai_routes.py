@@ -227,7 +227,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
         err = from_manyminds(exc, openai=True, param="messages")
         err.headers = NO_RETRY
         raise err from None
-    from ..store import new_ulid
+    from ..ids import new_ulid
 
     run_id, created = new_ulid(), int(time.time())
     task = state.start_quick(run_request, run_id)

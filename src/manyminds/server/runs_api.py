@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import InputError, ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
 from ..pipeline.events import Event, EventKind
+from ..ids import ulid_datetime
+from ..store import export_run, list_runs, resolve_run_id
 from ..strategies.base import STRATEGIES
-from ..store import export_run, list_runs, resolve_run_id, ulid_datetime
 from ..store.db import from_json, now_iso
 from .errors import ApiError, from_manyminds
 from .events import HEARTBEAT_COMMENT, sse_message
@@ -164,7 +165,7 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     """Answers at once with the run's id. A quick run starts in the server now; a deep run is
     queued for a worker (`manyminds serve` runs one). Nothing is stored for a refused request."""
     state = _state(request)
-    from ..store import new_ulid
+    from ..ids import new_ulid
 
     try:
         run_request = body.to_request().check(state.settings, state.registry)

@@ -14,11 +14,11 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import InputError
+from ..ids import CROCKFORD
 from .abandoned import mark_abandoned_runs
 from .db import from_json
-from .migrations import RUN_STATUSES
 from .recorder import ANSWER_STAGE
-from .ulid import CROCKFORD
+from .runs_schema import RUN_STATUSES
 
 # Columns a listing shows; the verdict, settings and seats are left to get_run.
 _SUMMARY_COLUMNS = (

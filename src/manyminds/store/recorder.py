@@ -22,10 +22,10 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import InputError
+from ..ids import is_ulid, new_ulid
 from ..pipeline.events import Event
 from ..pipeline.verdict import MemberAnswer, Verdict
 from .db import now_iso, parse_iso, to_json, write_transaction
-from .ulid import is_ulid, new_ulid
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ FAILURE_STATUSES = ("failed", "incomplete")
 
 
 def _version() -> str | None:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 

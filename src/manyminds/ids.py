@@ -2,7 +2,8 @@
 
 Layout (https://github.com/ulid/spec): a 48-bit Unix time in milliseconds, then 80 random bits,
 written as 26 Crockford base32 characters. Sorting ids as strings sorts runs by creation time,
-which is why the store uses them instead of UUID4s.
+which is why run ids (and eval run ids) are ULIDs instead of UUID4s. A module of its own, outside
+the store, so the pipeline can make a run id without importing the database layer.
 
 Within one process ids are strictly increasing, also when several are made in the same
 millisecond (the random part is incremented instead of redrawn) and when the clock steps back.
