@@ -24,9 +24,9 @@ from _common import council_of
 from manyminds.eval.datasets import Item
 from manyminds.eval.runner import EvalConfig, EvalRunner, prompt_for
 from manyminds.eval.store import EvalStore
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.council import run_council
 from manyminds.store import open_db
+from manyminds.testing import ScriptedModel
 
 
 def items(n: int) -> list[Item]:

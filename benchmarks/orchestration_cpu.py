@@ -16,9 +16,9 @@ from pathlib import Path
 
 from _common import council_of
 
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.council import run_council
 from manyminds.store import RunRecorder, open_db
+from manyminds.testing import ScriptedModel
 
 ANSWERS = ["William Shakespeare wrote Hamlet.", "Shakespeare", "It was William Shakespeare.",
            "Christopher Marlowe", "Hamlet was written by Shakespeare around 1600."]

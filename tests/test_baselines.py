@@ -11,10 +11,10 @@ from helpers import make_council
 
 from manyminds.errors import InputError, ModelError, QuorumNotMet
 from manyminds.models.base import ModelOptions
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.baselines import MOA_AGGREGATE_SYSTEM
 from manyminds.pipeline.council import run_council
 from manyminds.store import RunRecorder, export_run, open_db
+from manyminds.testing import ScriptedModel
 
 Q = "What is the capital of France?"
 

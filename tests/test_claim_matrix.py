@@ -8,7 +8,6 @@ import pytest
 
 from manyminds import embeddings
 from manyminds.errors import LocalModelMissing
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline import claim_matrix
 from manyminds.pipeline.claim_matrix import (
     PairJudge,
@@ -20,6 +19,7 @@ from manyminds.pipeline.claim_matrix import (
     relation,
 )
 from manyminds.pipeline.verdict import Review, ReviewError
+from manyminds.testing import ScriptedModel
 
 needs_embeddings = pytest.mark.skipif(not embeddings.available(), reason="MiniLM not installed (manyminds install-local)")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.claims import (
     MAX_CLAIMS,
     extract_claims,
@@ -19,6 +18,7 @@ from manyminds.pipeline.claims import (
     sentences,
     split_claims,
 )
+from manyminds.testing import ScriptedModel
 
 DATA = Path(__file__).parent / "data" / "claims"
 CURIE = (

@@ -8,7 +8,6 @@ import pytest
 
 from manyminds.errors import ModelError, ModelTimeout
 from manyminds.models.base import Completion, Message, Model, ModelOptions, Usage
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.compare import (
     EXTRACTION_SCHEMA,
     cluster_indices,
@@ -22,6 +21,7 @@ from manyminds.pipeline.compare import (
 from manyminds.pipeline.events import Event
 from manyminds.pipeline.normalize import analyse, normalize_answer, yes_no
 from manyminds.pipeline.verdict import MemberAnswer, UsageOut
+from manyminds.testing import ScriptedModel
 
 
 def member(name: str, text: str = "", short: str | None = None, status: str = "ok", **kw) -> MemberAnswer:

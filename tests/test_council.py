@@ -11,9 +11,9 @@ import pytest
 import manyminds
 from manyminds.config import CouncilSettings, MemberSettings, Settings
 from manyminds.errors import ContextTooLong, InputError, ModelError, QuorumNotMet, RateLimited, ServerError
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.council import run_council
 from manyminds.store import RunRecorder, export_run, open_db
+from manyminds.testing import ScriptedModel
 
 from helpers import make_council
 

@@ -9,11 +9,10 @@ import time
 import pytest
 
 from manyminds.config import CouncilSettings, MemberSettings
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.models.openai_compat import OpenAICompatModel
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.council import Council, run_council
 from manyminds.pipeline.fanout import FanOut, Member
+from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 
 
 def council_on(server: FakeOpenAIServer, names: list[str], *, cap: int = 8, timeout: float = 20, quorum: int = 1) -> Council:

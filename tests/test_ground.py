@@ -10,7 +10,6 @@ import pytest
 from manyminds import embeddings
 from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, EmptyCollection, UnknownCollection
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.ground import (
     Sources,
     accept_quote,
@@ -24,6 +23,7 @@ from manyminds.pipeline.ground import (
 )
 from manyminds.pipeline.verdict import Claim, ClaimMatrix
 from manyminds.store import open_db
+from manyminds.testing import ScriptedModel
 
 needs_embeddings = pytest.mark.skipif(not embeddings.available(), reason="MiniLM not installed (manyminds install-local)")
 

@@ -25,7 +25,6 @@ from test_server_support import (
 
 from manyminds.config import CouncilSettings, MemberSettings, ProviderSettings, Settings
 from manyminds.errors import ConfigError, InputError, UnknownModel
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.server.jobs import (
     JobFinished,
     Worker,
@@ -39,6 +38,7 @@ from manyminds.server.jobs import (
     submit_job,
 )
 from manyminds.store import export_run, open_db
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 
 @pytest.fixture

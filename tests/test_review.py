@@ -8,12 +8,12 @@ import pytest
 
 from helpers import make_council
 from manyminds.errors import InputError
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.council import run_council
 from manyminds.pipeline.review import aggregate_ranking, parse_review
 from manyminds.pipeline.strategies import STRATEGIES, get_strategy
 from manyminds.pipeline.verdict import Review
 from manyminds.store import RunRecorder, export_run, open_db
+from manyminds.testing import ScriptedModel
 
 LABELS = {"A": "alpha", "B": "beta", "C": "gamma"}
 

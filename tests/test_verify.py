@@ -16,8 +16,8 @@ from manyminds import embeddings
 from manyminds.config import CouncilSettings, MemberSettings, Settings
 from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, UnknownCollection
-from manyminds.models.testing import ScriptedModel
 from manyminds.store import export_run, open_db
+from manyminds.testing import ScriptedModel
 from manyminds.verify import VerifyReport, averify, judge_claim, parse_vote
 
 needs_embeddings = pytest.mark.skipif(not embeddings.available(), reason="MiniLM not installed (manyminds install-local)")

@@ -19,7 +19,7 @@ __all__ = ["ask", "aask", "verify", "averify", "Verdict", "ScriptedModel", "__ve
 
 if TYPE_CHECKING:
     from .api import aask, ask
-    from .models.testing import ScriptedModel
+    from .testing import ScriptedModel
     from .pipeline.verdict import Verdict
 
 
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
 
         return Verdict
     if name == "ScriptedModel":
-        from .models.testing import ScriptedModel
+        from .testing import ScriptedModel
 
         return ScriptedModel
     raise AttributeError(name)
