@@ -25,7 +25,7 @@ from manyminds.eval.datasets import Item
 from manyminds.eval.items import prompt_for
 from manyminds.eval.runner import EvalConfig, EvalRunner
 from manyminds.eval.store import EvalStore
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.run import run_council
 from manyminds.store import open_db
 

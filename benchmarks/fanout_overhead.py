@@ -16,9 +16,8 @@ import time
 
 from _common import council_of
 
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.models.openai_compat import OpenAICompatModel
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 from manyminds.pipeline.stages.fanout import FanOut
 
 LATENCIES = {"m1": 0.2, "m2": 0.4, "m3": 0.6, "m4": 0.8, "m5": 1.0}

@@ -81,7 +81,7 @@ def report(q: str, v: dict, seconds: float, extra: str) -> None:
 
 def warm_runs(questions: list[str]) -> None:
     import manyminds
-    from manyminds.models.local_server import shutdown_all
+    from manyminds.models.local.server import shutdown_all
 
     sampler = PeakSampler(os.getpid())
     sampler.start()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from _common import council_of
 
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.run import run_council
 from manyminds.store import RunRecorder, open_db
 

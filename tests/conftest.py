@@ -41,7 +41,7 @@ def answer() -> str:
 @pytest.fixture
 def server(answer):
     """A loopback server that speaks both the OpenAI and the Anthropic API."""
-    from manyminds.models.loopback import Behaviour, FakeOpenAIServer
+    from manyminds.testing import Behaviour, FakeOpenAIServer
 
     with FakeOpenAIServer(default=Behaviour(text=answer)) as srv:
         yield srv

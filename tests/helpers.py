@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from manyminds.config import CouncilSettings, MemberSettings
-from manyminds.models.testing import ScriptedModel
 from manyminds.pipeline.council import Council
 from manyminds.pipeline.stages.fanout import Member
+from manyminds.testing import ScriptedModel
 
 
 def make_council(scripts: dict[str, object], *, chair: object = "William Shakespeare wrote Hamlet.", quorum: int = 2,

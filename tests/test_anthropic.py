@@ -12,9 +12,9 @@ from manyminds.config import Settings  # noqa: E402
 from manyminds.errors import BadResponse, ModelError, ModelTimeout, RateLimited, ServerError  # noqa: E402
 from manyminds.models.anthropic import AnthropicModel, register, to_anthropic_messages  # noqa: E402
 from manyminds.models.base import Message, ModelOptions, Usage  # noqa: E402
-from manyminds.models.loopback import Behaviour  # noqa: E402
 from manyminds.models.registry import Registry  # noqa: E402
 from manyminds.models.retry import call_with_retries  # noqa: E402
+from manyminds.testing import Behaviour  # noqa: E402
 
 KEY = "sk-ant-test-0123456789"
 LEAKY_KEY = "sk-ant-LEAKCHECK-5d1e0b7c9a"

@@ -11,7 +11,7 @@ from helpers import make_council
 
 from manyminds.errors import InputError, ModelError, QuorumNotMet
 from manyminds.models.base import ModelOptions
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.strategies.baselines import MOA_AGGREGATE_SYSTEM
 from manyminds.pipeline.run import run_council
 from manyminds.store import RunRecorder, export_run, open_db

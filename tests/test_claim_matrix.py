@@ -8,7 +8,7 @@ import pytest
 
 from manyminds import embeddings
 from manyminds.errors import LocalModelMissing
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.stages import claim_matrix
 from manyminds.pipeline.stages.claim_matrix import (
     PairJudge,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.stages.claims import (
     MAX_CLAIMS,
     extract_claims,

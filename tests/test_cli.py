@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 SECRET = "sk-test-DO-NOT-LEAK-4f9a8b7c6d5e4f3a2b1c"
 

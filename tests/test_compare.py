@@ -8,7 +8,7 @@ import pytest
 
 from manyminds.errors import ModelError, ModelTimeout
 from manyminds.models.base import Completion, Message, Model, ModelOptions, Usage
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.stages.compare import cluster_indices, compare, similarity
 from manyminds.pipeline.stages.short_answers import (
     EXTRACTION_SCHEMA,

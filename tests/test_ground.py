@@ -10,7 +10,7 @@ import pytest
 from manyminds import embeddings
 from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, EmptyCollection, UnknownCollection
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.evidence.sources import Sources
 from manyminds.pipeline.stages.ground import (
     accept_quote,

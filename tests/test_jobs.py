@@ -25,7 +25,7 @@ from test_server_support import (
 
 from manyminds.config import CouncilSettings, MemberSettings, ProviderSettings, Settings
 from manyminds.errors import ConfigError, InputError, UnknownModel
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
+from manyminds.testing import Behaviour, FakeOpenAIServer
 from manyminds.jobs.queue import (
     JobFinished,
     WorkerIdentity,

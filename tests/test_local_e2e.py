@@ -134,7 +134,7 @@ def test_missing_local_package_names_the_install_command(manyminds_home):
 def orphan_servers() -> list[str]:
     """Local model servers whose parent (`--parent-pid`) is gone. Servers of other live
     processes on the machine (another run, an eval) are theirs to stop, not leftovers."""
-    listed = subprocess.run(["pgrep", "-af", "manyminds.models.local_server"], capture_output=True, text=True)
+    listed = subprocess.run(["pgrep", "-af", "manyminds.models.local.server"], capture_output=True, text=True)
     orphans = []
     for line in listed.stdout.splitlines():
         parent = re.search(r"--parent-pid (\d+)", line)

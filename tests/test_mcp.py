@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 
 def judge(body: dict) -> str:

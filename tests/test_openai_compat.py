@@ -13,7 +13,6 @@ import pytest
 from manyminds.config import ProviderSettings, Settings, save_key
 from manyminds.errors import BadResponse, ModelError, ModelTimeout, RateLimited, ServerError
 from manyminds.models.base import Message, ModelOptions
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.models.openai_compat import (
     NO_KEY,
     OpenAICompatModel,
@@ -23,6 +22,7 @@ from manyminds.models.openai_compat import (
     scrub,
 )
 from manyminds.models.registry import Registry
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 KEY = "sk-test-key-0123456789"
 LEAKY_KEY = "sk-LEAKCHECK-7f3a9c21e8d54b6a"

@@ -10,9 +10,8 @@ import pytest
 import manyminds
 from manyminds.config import Settings, load_settings, resolve_key, save_key, user_dir
 from manyminds.errors import ConfigError, UnknownModel
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.models.registry import ProviderSpec, Registry, build_registry
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 
 
 @pytest.fixture

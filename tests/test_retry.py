@@ -10,9 +10,9 @@ import pytest
 
 from manyminds.errors import BadResponse, ModelError, ModelTimeout, RateLimited, ServerError
 from manyminds.models.base import Message
-from manyminds.models.loopback import Behaviour
 from manyminds.models.openai_compat import OpenAICompatModel
 from manyminds.models.retry import ProviderLimiter, backoff_delay, call_with_retries
+from manyminds.testing import Behaviour
 
 Q = [Message(role="user", content="What is the capital of France?")]
 FAST = {"base_delay": 0.01, "max_delay": 0.05}

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import make_council
 from manyminds.errors import InputError
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 from manyminds.pipeline.run import run_council
 from manyminds.pipeline.stages.review import aggregate_ranking, parse_review
 from manyminds.strategies.base import STRATEGIES, get_strategy

@@ -18,9 +18,9 @@ from test_server_support import (
 
 from manyminds.api import aask
 from manyminds.config import CouncilSettings, MemberSettings, ProviderSettings, Settings
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.server import create_app
 from manyminds.store import export_run, open_db
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 TOKEN = "tok-3f9d2a7c5b1e4d6f8a0b"
 

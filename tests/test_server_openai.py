@@ -13,9 +13,9 @@ import pytest
 from test_server_support import LiveServer, scripted_settings, wait_for
 
 from manyminds.config import CouncilSettings, MemberSettings, ProviderSettings
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.server import create_app
 from manyminds.store import export_run, open_db
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 TOKEN = "tok-openai-9a8b7c6d5e4f"
 HAMLET = [{"role": "user", "content": "Who wrote Hamlet?"}]

@@ -14,8 +14,8 @@ import openai
 import pytest
 from test_server_support import ServeProcess, write_fake_settings
 
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
 from manyminds.store import open_db
+from manyminds.testing import Behaviour, FakeOpenAIServer
 
 TOKEN = "tok-NEVER-LOG-ME-7d41c2b9e0a8"
 PROVIDER_KEY = "fk-NEVER-LOG-ME-2a9c8e7f6d5b"

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from manyminds.config import CouncilSettings, MemberSettings, Settings
-from manyminds.models.testing import ScriptedModel
+from manyminds.testing import ScriptedModel
 
 SCRIPTS = {
     "alpha": "William Shakespeare",

@@ -12,9 +12,8 @@ import pytest
 from helpers import make_council
 from manyminds.config import CouncilSettings, MemberSettings
 from manyminds.errors import ConfigError, InputError, UnknownModel
-from manyminds.models.loopback import Behaviour, FakeOpenAIServer
+from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 from manyminds.models.openai_compat import OpenAICompatModel
-from manyminds.models.testing import ScriptedModel
 from manyminds.models.wrappers import Cached, Limited, Retrying, observe, unwrap
 from manyminds.pipeline.council import Council
 from manyminds.pipeline.run import NullRecorder, Recorder, run_council

