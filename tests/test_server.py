@@ -162,6 +162,19 @@ def test_list_and_search_runs(live):
     assert {tuple(d["loc"]) for d in bad.json()["error"]["details"]} == {("query", "limit"), ("query", "status")}
 
 
+def test_schema_invalid_bodies_are_refused_not_defaulted(live, db_path):
+    """What the OpenAPI document forbids is refused with 422 (found by the fuzzer): an empty
+    council name, an empty model list, a non-boolean `include_usage`."""
+    srv = live()
+    for body in ({"question": "Who?", "council": ""}, {"question": "Who?", "models": []}):
+        refused = httpx.post(srv.url + "/api/runs", json=body)
+        assert refused.status_code == 422, body
+    chat = {"model": "council", "messages": [{"role": "user", "content": "Who?"}], "stream": True,
+            "stream_options": {"include_usage": 1}}
+    assert httpx.post(srv.url + "/v1/chat/completions", json=chat).status_code in (400, 422)
+    assert open_db(db_path).execute("select count(*) from runs").fetchone()[0] == 0
+
+
 # --- deep runs and cancel ------------------------------------------------------------------------
 
 

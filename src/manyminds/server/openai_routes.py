@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ..errors import ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
@@ -58,7 +58,7 @@ class ChatMessage(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
-    include_usage: bool | None = None
+    include_usage: StrictBool | None = None  # the schema says boolean: 1 or "yes" is refused
 
 
 class ChatRequest(BaseModel):

@@ -78,9 +78,9 @@ SSE_EVENT_SCHEMA = {
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    council: str | None = Field(default=None, max_length=256, description="A council from the settings (default: the default council).")
+    council: str | None = Field(default=None, min_length=1, max_length=256, description="A council from the settings (default: the default council).")
     models: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
-        default=None, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
+        default=None, min_length=1, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
     strategy: StrategyName | None = Field(default=None, description='Default "council" (quick) or "deep" (deep).')
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
 
