@@ -123,23 +123,35 @@ async def test_chair_failure_falls_back_to_best_supported_answer():
     assert any("Chair failed" in w for w in verdict.warnings)
 
 
-async def test_chair_answer_matching_no_member_gets_no_support():
+async def test_a_chair_answer_no_member_gave_never_becomes_the_answer():
     split = {"alpha": "William Shakespeare", "beta": "Christopher Marlowe", "gamma": "Ben Jonson"}
     verdict = await run_council("Who wrote Hamlet?", make_council(split, chair="Francis Bacon"))
-    assert verdict.answer == "Francis Bacon"
-    assert verdict.confidence == 0.0
-    assert len(verdict.dissent) == 3
-    assert any("matches no member" in w for w in verdict.warnings)
+    assert verdict.answer == "William Shakespeare"  # the vote's (a three-way tie, broken by member order)
+    assert verdict.confidence == pytest.approx(1 / 3, abs=1e-3)
+    assert [d.members for d in verdict.dissent] == [["beta"], ["gamma"]]
+    assert any("Tied vote" in w for w in verdict.warnings)
+    assert any("set aside" in w and "Francis Bacon" in w for w in verdict.warnings)
+    assert verdict.explanation == "William Shakespeare"  # the winning member's own words
 
 
 async def test_chair_cannot_overrule_a_majority_with_an_answer_nobody_gave():
     council = make_council(HAMLET, chair="This is a matter of debate among scholars.")
     verdict = await run_council("Who wrote Hamlet?", council)
-    assert verdict.answer in (HAMLET["alpha"], HAMLET["beta"])  # a majority member answer, unedited
-    assert "Shakespeare" in verdict.short_answer
+    assert verdict.answer == verdict.short_answer and "Shakespeare" in verdict.answer  # the vote's short answer
+    assert verdict.explanation in (HAMLET["alpha"], HAMLET["beta"])  # a majority member answer, unedited
     assert verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
     assert any("set aside" in w and "matter of debate" in w for w in verdict.warnings)
     assert [d.members for d in verdict.dissent] == [["gamma"]]
+
+
+async def test_the_chair_explains_but_may_not_add_a_fact_no_member_gave():
+    invented = "William Shakespeare wrote Hamlet around 1600, in the 17th century."
+    verdict = await run_council("Who wrote Hamlet?", make_council(HAMLET, chair=invented))
+    assert "Shakespeare" in verdict.answer and verdict.explanation != invented
+    assert any("adds what no member" in w and "1600" in w and "17th" in w for w in verdict.warnings)
+    faithful = await run_council("Who wrote Hamlet?", make_council(HAMLET, chair="William Shakespeare wrote Hamlet."))
+    assert faithful.explanation == "William Shakespeare wrote Hamlet." and not any("set aside" in w for w in faithful.warnings)
+    assert faithful.answer == faithful.short_answer and "Shakespeare" in faithful.answer
 
 
 async def test_events_cover_the_whole_run():

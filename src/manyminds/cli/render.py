@@ -121,7 +121,9 @@ def render_verdict(verdict: Verdict) -> Any:
 
     body = Text()
     body.append(verdict.answer + "\n\n")
-    if verdict.short_answer:
+    if verdict.explanation and verdict.explanation != verdict.answer:
+        body.append(verdict.explanation + "\n\n", style="italic")
+    if verdict.short_answer and verdict.short_answer != verdict.answer:
         body.append("Short answer: ", style="bold")
         body.append(verdict.short_answer + "\n")
     body.append(f"Confidence {verdict.confidence:.0%}", style="bold")
@@ -203,7 +205,9 @@ def _clip(text: str, limit: int) -> str:
 def plain_verdict(verdict: Verdict) -> str:
     """The verdict as plain text, for pipes and files."""
     lines = [f"Answer: {verdict.answer}"]
-    if verdict.short_answer:
+    if verdict.explanation and verdict.explanation != verdict.answer:
+        lines.append(f"Explanation: {verdict.explanation}")
+    if verdict.short_answer and verdict.short_answer != verdict.answer:
         lines.append(f"Short answer: {verdict.short_answer}")
     lines.append(f"Confidence: {verdict.confidence:.2f} ({verdict.confidence_explanation})")
     if verdict.dissent:

@@ -174,7 +174,13 @@ def _factory(model_id: str, key: str | None = None, settings: Any = None) -> Ant
 
 
 def register(registry: "Registry") -> None:
-    import anthropic  # noqa: F401 - without the extra, the registry records this ImportError
+    # Whether the extra is installed, without importing the SDK: `import anthropic` costs
+    # seconds on a busy machine and every registry build (every question) would pay it. The
+    # SDK is imported when an Anthropic model is first called.
+    import importlib.util
+
+    if importlib.util.find_spec("anthropic") is None:
+        raise ModuleNotFoundError("No module named 'anthropic'", name="anthropic")  # the registry records it
 
     from .registry import ProviderSpec
 

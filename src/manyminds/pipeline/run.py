@@ -169,6 +169,7 @@ def build_verdict(
         timings=dict(ctx.watch.timings),
         warnings=warnings,
         strategy=strategy,
+        **({"explanation": decision.explanation} if decision.explanation is not None else {}),
         **extra,
     )
 

@@ -156,3 +156,6 @@ class Verdict(BaseModel):
     claims: ClaimMatrix | None = None  # long answers compared claim by claim
     citations: list[Citation] = Field(default_factory=list)
     follow_ups: list[str] = Field(default_factory=list)  # questions the disagreements suggest
+    # Prose that explains a short answer: the chair's, when it gives the voted answer and adds
+    # nothing no supporting member said; else the winning member's own text.
+    explanation: str | None = None

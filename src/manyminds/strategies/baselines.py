@@ -45,8 +45,8 @@ from ..pipeline.stages.compare import compare_answers
 from ..pipeline.stages.fanout import Member, check_quorum, gather_answers
 from ..pipeline.stages.prompts import anonymise, quoted_response
 from ..pipeline.stages.review import aggregate_ranking, review_answers, revise_answers
-from ..pipeline.stages.synthesize import CHAIR_SYSTEM, Decision, synthesize
-from ..pipeline.verdict import Agreement, Dissent, MemberAnswer, Verdict
+from ..pipeline.stages.synthesize import CHAIR_SYSTEM, Decision, synthesize, vote
+from ..pipeline.verdict import Agreement, MemberAnswer, Verdict
 from .base import Strategy
 
 __all__ = [
@@ -73,35 +73,6 @@ def find_member(ctx: RunContext, name: str | None) -> Member:
             return member
     valid = ", ".join(m.name for m in members)
     raise InputError(f"The council has no member {name!r} (members: {valid}).")
-
-
-def vote(answers: list[MemberAnswer], agreement: Agreement, weights: dict[str, float]) -> Decision:
-    """A weighted plurality vote over the clusters of short answers: no chair.
-
-    The heaviest cluster wins; ties go to the cluster with more members, then to the one whose
-    first member comes first (the order `compare` sorts in). Confidence is the winner's weight
-    over the weight of every voter, failed ones included — the same denominator as the
-    council's confidence.
-    """
-    total = sum(weights.get(a.member, 1.0) for a in answers) or 1.0
-    if not agreement.clusters:
-        return Decision("", None, 0.0, None, [], ["No member gave a usable answer."])
-    winner = agreement.clusters[0]
-    by_member = {a.member: a for a in answers}
-    voters = [by_member[m] for m in winner.members if m in by_member]
-    # The text of the member whose short answer the cluster carries: the vote's answer verbatim.
-    representative = next((a for a in voters if a.short_answer == winner.answer), voters[0])
-    dissent = [
-        Dissent(answer=c.answer, members=c.members, share=round(c.weight / total, 4)) for c in agreement.clusters[1:]
-    ]
-    warnings = []
-    failed = [a.member for a in answers if not a.ok]
-    if failed:
-        warnings.append(f"{len(failed)} member(s) did not answer: {', '.join(failed)}.")
-    if len(agreement.clusters) > 1 and round(agreement.clusters[1].weight, 9) == round(winner.weight, 9):
-        warnings.append(f"Tied vote; broken in favour of {winner.answer!r} (more members, then member order).")
-    confidence = round(min(1.0, winner.weight / total), 4)
-    return Decision(representative.text, winner.answer, confidence, winner, dissent, warnings)
 
 
 def with_members(ctx: RunContext, members: list[Member]) -> RunContext:
@@ -234,7 +205,7 @@ class CouncilRank(Strategy):
         order = ", ".join(f"Response {label_of[m]}" for m, _, _ in ranked if m in label_of)
         system = ctx.council.settings.chair_system or CHAIR_SYSTEM
         chair_ctx = with_chair_system(ctx, f"{system}\n\n{RANKING_NOTE.format(order=order)}") if order else ctx
-        chair, decision = await synthesize(chair_ctx, answers, agreement)
+        chair, decision = await synthesize(chair_ctx, answers, agreement, rule="chair")
         # The aggregate ranking is in the review stage's data; the reviews hold each ranking.
         return build_verdict(ctx, self.name, answers, agreement, chair, decision, reviews=reviews)
 
@@ -298,7 +269,7 @@ class MixtureOfAgents(Strategy):
             answers = nxt
         answers, agreement = await compare_answers(ctx, answers)
         system = ctx.council.settings.chair_system or CHAIR_SYSTEM
-        chair, decision = await synthesize(with_chair_system(ctx, f"{system}\n\n{MOA_AGGREGATE_SYSTEM}"), answers, agreement)
+        chair, decision = await synthesize(with_chair_system(ctx, f"{system}\n\n{MOA_AGGREGATE_SYSTEM}"), answers, agreement, rule="chair")
         return build_verdict(ctx, self.name, answers, agreement, chair, decision)
 
 

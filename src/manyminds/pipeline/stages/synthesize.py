@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import ManymindsError, ModelError, ModelTimeout
 from ...models.base import Completion, Message, Model, ModelOptions
+from ..normalize import content_tokens
 from ..verdict import Agreement, ChairResult, Cluster, Dissent, MemberAnswer, UsageOut
 from .compare import similarity
 from .prompts import anonymise, data_notice, quoted_response
@@ -117,6 +118,35 @@ class Decision:
     cluster: Cluster | None
     dissent: list[Dissent]
     warnings: list[str]
+    explanation: str | None = None  # prose that explains the answer (the chair's, when it may)
+
+
+def vote(answers: list[MemberAnswer], agreement: Agreement, weights: dict[str, float]) -> Decision:
+    """A weighted plurality vote over the clusters of short answers.
+
+    The heaviest cluster wins; ties go to the cluster with more members, then to the one whose
+    first member comes first (the order `compare` sorts in). Confidence is the winner's weight
+    over the weight of every voter, failed ones included. The answer is the text of the member
+    whose short answer the cluster carries, verbatim.
+    """
+    total = sum(weights.get(a.member, 1.0) for a in answers) or 1.0
+    if not agreement.clusters:
+        return Decision("", None, 0.0, None, [], ["No member gave a usable answer."])
+    winner = agreement.clusters[0]
+    by_member = {a.member: a for a in answers}
+    voters = [by_member[m] for m in winner.members if m in by_member]
+    representative = next((a for a in voters if a.short_answer == winner.answer), voters[0])
+    dissent = [
+        Dissent(answer=c.answer, members=c.members, share=round(c.weight / total, 4)) for c in agreement.clusters[1:]
+    ]
+    warnings = []
+    failed = [a.member for a in answers if not a.ok]
+    if failed:
+        warnings.append(f"{len(failed)} member(s) did not answer: {', '.join(failed)}.")
+    if len(agreement.clusters) > 1 and round(agreement.clusters[1].weight, 9) == round(winner.weight, 9):
+        warnings.append(f"Tied vote; broken in favour of {winner.answer!r} (more members, then member order).")
+    confidence = round(min(1.0, winner.weight / total), 4)
+    return Decision(representative.text, winner.answer, confidence, winner, dissent, warnings)
 
 
 def decide(
@@ -128,7 +158,72 @@ def decide(
     threshold: float = 0.8,
     aliases: dict[str, list[str]] | None = None,
 ) -> Decision:
-    """Tie the chair's text to the cluster it endorses and compute the confidence.
+    """The council's rule for short answers: the weighted vote chooses, the chair explains.
+
+    The answer is the winning cluster's canonical short answer (`vote`), whatever the chair
+    wrote: a chair is one more small model, and its prose has no more claim to be right than
+    a member's. The chair's text becomes the explanation only when it endorses the winning
+    answer and every content word and number in it comes from the question or from the
+    answers of the members that voted for it — so it can never add a fact no member gave
+    ("Shakespeare wrote Hamlet in the 17th century" when no member said when). Otherwise the
+    explanation is the winning answer's own text and a warning says why the chair's was set aside.
+    """
+    decision = vote(answers, agreement, weights)
+    if decision.cluster is None:
+        if chair_text:
+            decision.warnings.append(f"The chair's text is not an answer when no member gave one: {_clip(chair_text)!r}")
+        return decision
+    winner, member_text = decision.cluster, decision.answer
+    decision.answer, decision.explanation = winner.answer, member_text
+    if not chair_text:
+        decision.warnings.append("The chair failed; the explanation is the winning answer's own text.")
+        return decision
+    chair_short = heuristic_short_answer(question, chair_text)
+    endorses = max(similarity(chair_short, winner.answer, aliases, question=question), _contains(chair_text, winner.answer))
+    if endorses < threshold:
+        decision.warnings.append(
+            f"The chair's text was set aside: it does not give the answer the vote chose ({winner.answer!r}): {_clip(chair_text)!r}"
+        )
+        return decision
+    by_member = {a.member: a for a in answers}
+    sources = [question] + [by_member[m].text for m in winner.members if m in by_member]
+    added = unsupported_words(chair_text, sources)
+    if added:
+        decision.warnings.append(
+            "The chair's text was set aside: it adds what no member who gave this answer said "
+            f"({', '.join(added[:5])}): {_clip(chair_text)!r}"
+        )
+        return decision
+    decision.explanation = chair_text
+    return decision
+
+
+def unsupported_words(text: str, sources: list[str]) -> list[str]:
+    """The content words and numbers of `text` found in none of `sources`. A word counts as
+    found when a source word shares its first five letters (tense and plural: "wrote" does not
+    match "written", but "discovered" matches "discovery"); numbers must match exactly."""
+    pool = {t for src in sources for t in content_tokens(src)}
+    stems = {t[:5] for t in pool if len(t) >= 5}
+    missing: list[str] = []
+    for token in content_tokens(text):
+        if token in pool or (len(token) >= 5 and not token[0].isdigit() and token[:5] in stems):
+            continue
+        if token not in missing:
+            missing.append(token)
+    return missing
+
+
+def decide_by_chair(
+    question: str,
+    chair_text: str,
+    answers: list[MemberAnswer],
+    agreement: Agreement,
+    weights: dict[str, float],
+    threshold: float = 0.8,
+    aliases: dict[str, list[str]] | None = None,
+) -> Decision:
+    """The chair's text decides (council-rank, mixture-of-agents: the methods as published):
+    tie it to the cluster it endorses and compute the confidence.
 
     The chair may side with any cluster, a minority one included. If it writes an answer no
     member gave while a majority of the answering weight agrees, its text is set aside (kept in
@@ -217,10 +312,12 @@ def _words(text: str) -> str:
 
 
 async def synthesize(
-    ctx: "RunContext", answers: list[MemberAnswer], agreement: Agreement, weights: dict[str, float] | None = None
+    ctx: "RunContext", answers: list[MemberAnswer], agreement: Agreement, weights: dict[str, float] | None = None,
+    *, rule: str = "vote",
 ) -> tuple[ChairOutcome, Decision]:
-    """The stage: the chair writes the answer from the anonymised answers; `decide` ties it to
-    a cluster."""
+    """The stage: the chair writes from the anonymised answers. `rule` "vote" (the council's):
+    the weighted vote chooses and the chair may only explain (`decide`); "chair": the chair's
+    text decides, tied to the cluster it endorses (`decide_by_chair`)."""
     settings, council = ctx.council.settings, ctx.council
     weights = weights or council.weights
     with ctx.watch.stage("synthesize") as stage:
@@ -229,6 +326,7 @@ async def synthesize(
             system=settings.chair_system, max_tokens=settings.chair_max_tokens,
             timeout=settings.timeout, seed=ctx.run_id,
         )
-        decision = decide(ctx.question, chair.text, answers, agreement, weights, aliases=settings.answer_aliases)
+        rule_of = decide if rule == "vote" else decide_by_chair
+        decision = rule_of(ctx.question, chair.text, answers, agreement, weights, aliases=settings.answer_aliases)
         stage.data = {"labels": chair.labels, "chair_status": chair.result.status}
     return chair, decision
