@@ -267,3 +267,12 @@ async def test_a_member_cannot_break_out_of_its_quotation():
     prompt = council.chair_model.calls[0][-1].content
     assert prompt.count("</response>") == 3 and prompt.count("<response ") == 3
     assert '<response label="Z"' not in prompt and "‹/response>" in prompt
+
+
+async def test_the_explanation_quoted_is_the_supporter_the_others_corroborate():
+    scripts = {"alpha": "William Shakespeare, the 17th-century playwright, wrote it in Stratford.",
+               "beta": "William Shakespeare wrote Hamlet.", "gamma": "Christopher Marlowe"}
+    verdict = await run_council("Who wrote Hamlet?", make_council(scripts, chair="Christopher Marlowe wrote it."))
+    assert "Shakespeare" in verdict.answer and verdict.confidence == pytest.approx(2 / 3, abs=1e-3)
+    assert verdict.explanation == scripts["beta"]  # alpha's "17th-century … Stratford" is alpha's alone
+    assert any("set aside" in w and "Marlowe" in w for w in verdict.warnings)

@@ -173,8 +173,8 @@ def decide(
         if chair_text:
             decision.warnings.append(f"The chair's text is not an answer when no member gave one: {_clip(chair_text)!r}")
         return decision
-    winner, member_text = decision.cluster, decision.answer
-    decision.answer, decision.explanation = winner.answer, member_text
+    winner = decision.cluster
+    decision.answer, decision.explanation = winner.answer, corroborated_text(question, winner, answers)
     if not chair_text:
         decision.warnings.append("The chair failed; the explanation is the winning answer's own text.")
         return decision
@@ -196,6 +196,24 @@ def decide(
         return decision
     decision.explanation = chair_text
     return decision
+
+
+def corroborated_text(question: str, cluster: Cluster, answers: list[MemberAnswer]) -> str:
+    """Of the texts of the members who gave the winning answer, the one whose words the others
+    (and the question) most support — so a supporter that embroiders ("…the 17th-century
+    playwright…") is not the one quoted; ties go to the shorter text."""
+    by_member = {a.member: a for a in answers}
+    texts = [by_member[m].text for m in cluster.members if m in by_member and by_member[m].text]
+    if not texts:
+        return cluster.answer
+
+    def unsupported_share(i: int) -> float:
+        words = content_tokens(texts[i])
+        others = [question] + texts[:i] + texts[i + 1:]
+        return len(unsupported_words(texts[i], others)) / max(1, len(set(words)))
+
+    best = min(range(len(texts)), key=lambda i: (unsupported_share(i), len(texts[i])))
+    return texts[best]
 
 
 def unsupported_words(text: str, sources: list[str]) -> list[str]:
