@@ -121,7 +121,7 @@ def render_verdict(verdict: Verdict) -> Any:
 
     body = Text()
     body.append(verdict.answer + "\n\n")
-    if verdict.explanation and verdict.explanation != verdict.answer:
+    if _explains(verdict):
         body.append(verdict.explanation + "\n\n", style="italic")
     if verdict.short_answer and verdict.short_answer != verdict.answer:
         body.append("Short answer: ", style="bold")
@@ -202,10 +202,16 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _explains(verdict: Verdict) -> bool:
+    """Whether the explanation says more than the answer ("Shakespeare" under "William Shakespeare" does not)."""
+    text = (verdict.explanation or "").strip().rstrip(".").lower()
+    return bool(text) and text not in verdict.answer.lower()
+
+
 def plain_verdict(verdict: Verdict) -> str:
     """The verdict as plain text, for pipes and files."""
     lines = [f"Answer: {verdict.answer}"]
-    if verdict.explanation and verdict.explanation != verdict.answer:
+    if _explains(verdict):
         lines.append(f"Explanation: {verdict.explanation}")
     if verdict.short_answer and verdict.short_answer != verdict.answer:
         lines.append(f"Short answer: {verdict.short_answer}")
