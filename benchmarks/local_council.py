@@ -2,7 +2,13 @@
 runs `manyminds ask`, and warm, with the model servers already up), tokens/s during fan-out,
 and peak memory of manyminds plus its model servers.
 
-    python benchmarks/local_council.py [--questions 3]
+    python benchmarks/local_council.py [--questions 3] [--council local-plus]
+
+With `--models KEY…` it measures single local models instead (the figures of
+docs/local-models.md): server start seconds, peak RSS of the server, and generation tokens/s
+for 1 request and for 3 concurrent ones (MANYMINDS_LOCAL_THREADS sets the threads).
+
+    python benchmarks/local_council.py --models smollm2 qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 """
 
 from __future__ import annotations
@@ -54,10 +60,11 @@ class PeakSampler(threading.Thread):
             time.sleep(0.05)
 
 
-def cold_runs(questions: list[str]) -> None:
+def cold_runs(questions: list[str], council: str | None) -> None:
     for q in questions:
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "manyminds.cli", "ask", "--json", "--no-store", q],
+        extra = ["--council", council] if council else []
+        proc = subprocess.Popen([sys.executable, "-m", "manyminds.cli", "ask", "--json", "--no-store", *extra, q],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         sampler = PeakSampler(proc.pid)
         sampler.start()
@@ -79,27 +86,79 @@ def report(q: str, v: dict, seconds: float, extra: str) -> None:
           f"{v['usage']['total_tokens']} tokens; confidence {v['confidence']:.2f} → {v['short_answer']!r}; {extra}")
 
 
-def warm_runs(questions: list[str]) -> None:
+def warm_runs(questions: list[str], council: str | None) -> None:
     import manyminds
     from manyminds.models.local.server import shutdown_all
 
     sampler = PeakSampler(os.getpid())
     sampler.start()
-    manyminds.ask("Warm up: what is 1 + 1?", store=False)
+    manyminds.ask("Warm up: what is 1 + 1?", council=council, store=False)
     for q in questions:
         t = time.perf_counter()
-        v = manyminds.ask(q, store=False).model_dump()
+        v = manyminds.ask(q, council=council, store=False).model_dump()
         report(q, v, time.perf_counter() - t, "servers warm")
     sampler.stop.set()
     print(f"  peak RSS, this process + model servers: {sampler.peak:.0f} MB")
     shutdown_all()
 
 
+SPEED_PROMPT = "Explain in one paragraph how a bicycle stays upright."
+
+
+async def _generate(model, n: int, max_tokens: int) -> tuple[float, int]:
+    """n concurrent requests; (wall seconds, output tokens in all)."""
+    import asyncio
+
+    from manyminds.models.base import Message, ModelOptions
+
+    options = ModelOptions(temperature=0.0, max_tokens=max_tokens)
+    t = time.perf_counter()
+    done = await asyncio.gather(*(model.complete([Message(role="user", content=f"{SPEED_PROMPT} ({i})")], options)
+                                  for i in range(n)))
+    return time.perf_counter() - t, sum(c.usage.output_tokens for c in done)
+
+
+def model_speed(key: str, max_tokens: int = 128) -> dict:
+    """Start one model's server and measure it; the server is stopped afterwards."""
+    import asyncio
+
+    from manyminds.models.local.model import LocalModel
+    from manyminds.models.local.server import get_server_sync, shutdown_all
+
+    t = time.perf_counter()
+    server = get_server_sync(key)
+    start = time.perf_counter() - t
+    sampler = PeakSampler(server.pid)
+    sampler.start()
+
+    async def run() -> dict:
+        model = LocalModel(key)
+        await _generate(model, 1, 8)  # warm-up
+        one = await _generate(model, 1, max_tokens)
+        three = await _generate(model, 3, max_tokens)
+        await model.aclose()
+        return {"tok_s_1": one[1] / one[0], "tok_s_3": three[1] / three[0], "seconds_3": three[0]}
+
+    figures = asyncio.run(run())
+    sampler.stop.set()
+    size = Path(server.model_path).stat().st_size / 1e6
+    shutdown_all()
+    return {"model": key, "file_mb": round(size), "start_s": round(start, 1), "peak_rss_mb": round(sampler.peak),
+            **{k: round(v, 1) for k, v in figures.items()}}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=3)
-    n = parser.parse_args().questions
+    parser.add_argument("--council", default=None, help="a council name (default: the default council)")
+    parser.add_argument("--models", nargs="+", metavar="KEY", help="measure these local models one by one")
+    args = parser.parse_args()
+    if args.models:
+        for key in args.models:
+            print(json.dumps(model_speed(key)), flush=True)
+        sys.exit(0)
+    n = args.questions
     print("Cold (a fresh `manyminds ask` each time, model servers started on demand):")
-    cold_runs(QUESTIONS[:n])
+    cold_runs(QUESTIONS[:n], args.council)
     print("Warm (one process, servers kept):")
-    warm_runs(QUESTIONS[:n])
+    warm_runs(QUESTIONS[:n], args.council)

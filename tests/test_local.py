@@ -435,7 +435,7 @@ async def test_count_tokens_never_starts_a_server():
 def test_register_adds_the_provider_and_aliases():
     registry = Registry()
     register(registry)
-    assert registry.providers["local"].known_models == ["smollm2", "gemma3-270m"]
+    assert registry.providers["local"].known_models == ["smollm2", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
     assert registry.canonical("smollm2") == "local/smollm2"
     assert registry.canonical("gemma3") == "local/gemma3-270m"
     model = registry.get_model("local:smollm2")

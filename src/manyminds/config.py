@@ -158,8 +158,34 @@ def default_local_council() -> CouncilSettings:
     )
 
 
+def local_plus_council() -> CouncilSettings:
+    """The optional stronger embedded council (`manyminds install-local --tier plus`): the two
+    Qwen2.5-Coder Instruct models and SmolLM2, so two families answer; the 1.5B model chairs.
+    Not the default: it needs 1.6 GB more and is several times slower (docs/local-models.md)."""
+    return CouncilSettings(
+        members=[
+            MemberSettings(
+                name="qwen-1.5b", model="local/qwen2.5-coder-1.5b", system=LOCAL_MEMBER_SYSTEM, temperature=0.0,
+                max_tokens=64,
+            ),
+            MemberSettings(
+                name="qwen-0.5b", model="local/qwen2.5-coder-0.5b", system=LOCAL_MEMBER_SYSTEM, temperature=0.0,
+                max_tokens=64,
+            ),
+            MemberSettings(
+                name="smollm2", model="local/smollm2", system=LOCAL_MEMBER_SYSTEM, temperature=0.0, max_tokens=64
+            ),
+        ],
+        chair="qwen-1.5b",
+        quorum=2,
+        timeout=180.0,
+        short_answer="heuristic",
+    )
+
+
 def load_settings(path: Path | None = None) -> Settings:
-    """Read the settings file; the embedded `local` council is always present unless redefined."""
+    """Read the settings file; the embedded `local` council is always present unless redefined,
+    and so is the optional `local-plus` (whose models need `manyminds install-local --tier plus`)."""
     path = path or user_dir() / SETTINGS_FILE
     data: dict[str, Any] = {}
     if path.exists():
@@ -172,6 +198,7 @@ def load_settings(path: Path | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(f"Invalid settings in {path}:\n{_validation_text(exc)}") from None
     settings.councils.setdefault("local", default_local_council())
+    settings.councils.setdefault("local-plus", local_plus_council())
     if settings.default_council not in settings.councils:
         raise ConfigError(
             f"default_council {settings.default_council!r} in {path} is not defined; "

