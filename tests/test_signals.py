@@ -349,3 +349,11 @@ def test_a_database_from_before_the_signals_column_migrates_and_keeps_its_answer
     RunRecorder(db).member_finished(run_id, ok("a", "Paris").model_copy(update={"text": "Paris!"}))
     again = get_run(db, run_id)["members"][0]
     assert again["text"] == "Paris!" and again["signals"]["agreement"] == {}
+
+
+def test_trailing_tokens_that_spell_nothing_are_not_part_of_the_answer():
+    from manyminds.models.logprobs import trim_unspoken
+
+    t = [TokenLogprob("", -1.0), TokenLogprob("\nColour", -2.0), TokenLogprob("", -0.5), TokenLogprob("", -0.1)]
+    assert trim_unspoken(t) == t[:2]  # the held-back "" inside the answer stays
+    assert trim_unspoken([TokenLogprob("", -0.5)]) == [] and trim_unspoken(None) is None

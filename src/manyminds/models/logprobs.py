@@ -92,6 +92,22 @@ def parse_logprobs(raw: Any) -> list[TokenLogprob] | None:
     return out
 
 
+def trim_unspoken(tokens: list[TokenLogprob] | None) -> list[TokenLogprob] | None:
+    """Without the trailing tokens that spell nothing: they are not part of the answer.
+
+    Seen on llama.cpp: a whole answer ends with the end-of-turn token (spelled ""), which its
+    stream never sends; and a stream sends the tokens of a stop sequence it is holding back as
+    "" and then cuts them, which a whole answer leaves out. A "" token inside the answer is
+    kept — its text arrives with the next token. Trimmed, both modes give the same tokens.
+    """
+    if not tokens:
+        return tokens
+    end = len(tokens)
+    while end and tokens[end - 1].token == "":
+        end -= 1
+    return tokens[:end]
+
+
 class StreamLogprobs:
     """Collects a stream's per-chunk payloads into one list (None when no chunk had one, or
     when any chunk's payload was malformed)."""
@@ -114,7 +130,7 @@ class StreamLogprobs:
     def result(self) -> list[TokenLogprob] | None:
         if self.broken or not self.seen:
             return None
-        return self.tokens
+        return trim_unspoken(self.tokens)
 
 
 @dataclass(frozen=True)
@@ -177,4 +193,7 @@ def from_pairs(pairs: Any) -> list[TokenLogprob] | None:
     return out
 
 
-__all__ = ["StreamLogprobs", "TokenLogprob", "TokenStats", "drop_suffix", "from_pairs", "parse_logprobs", "to_pairs", "token_stats"]
+__all__ = [
+    "StreamLogprobs", "TokenLogprob", "TokenStats", "drop_suffix", "from_pairs", "parse_logprobs", "to_pairs",
+    "token_stats", "trim_unspoken",
+]  # fmt: skip

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Literal
 from ..config import resolve_key
 from ..errors import ModelError
 from .base import Chunk, Completion, Message, ModelOptions, Timer, Usage
-from .logprobs import StreamLogprobs, parse_logprobs
+from .logprobs import StreamLogprobs, parse_logprobs, trim_unspoken
 from .sdk import (
     NO_KEY,
     SDKModel,
@@ -182,7 +182,8 @@ class OpenAICompatModel(SDKModel):
             raise self._bad(f"the answer is a {type(text).__name__}, not text")
         usage = self._usage(getattr(resp, "usage", None), input_estimate, text)
         completion = self._make_completion(text, usage, getattr(choice, "finish_reason", None), timer)
-        completion.logprobs = parse_logprobs(getattr(choice, "logprobs", None))
+        # Trimmed as a stream's are (see trim_unspoken): streaming or not, the same signal.
+        completion.logprobs = trim_unspoken(parse_logprobs(getattr(choice, "logprobs", None)))
         return completion
 
     # calls ------------------------------------------------------------------------------
