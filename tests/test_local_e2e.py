@@ -44,6 +44,9 @@ def test_ask_on_the_local_council_end_to_end(manyminds_home):
         assert m["status"] == "ok", m
         assert m["text"] and m["short_answer"]
         assert m["usage"]["output_tokens"] > 0 and m["latency_s"] > 0
+        # llama.cpp returns token logprobs: every local member's answer is scored.
+        assert m["signals"]["token_count"] > 0 and 0 < m["signals"]["min_token_prob"] <= m["signals"]["mean_token_prob"] <= 1
+        assert set(m["signals"]["agreement"]) == set(members) - {m["member"]}
     assert verdict["answer"].strip()
     assert 0.0 <= verdict["confidence"] <= 1.0
     shares = sum(c["share"] for c in verdict["agreement"]["clusters"])
@@ -58,6 +61,8 @@ def test_ask_on_the_local_council_end_to_end(manyminds_home):
     assert len(runs) == 1 and runs[0]["id"] == verdict["run_id"] and runs[0]["status"] == "complete"
     stored = db_rows(manyminds_home, f"select member, status, text from member_answers where run_id = '{verdict['run_id']}'")
     assert {r["member"]: r["text"] for r in stored} == {n: m["text"] for n, m in members.items()}
+    signals = db_rows(manyminds_home, f"select member, signals from member_answers where run_id = '{verdict['run_id']}'")
+    assert {r["member"]: json.loads(r["signals"]) for r in signals} == {n: m["signals"] for n, m in members.items()}
     assert db_rows(manyminds_home, "pragma journal_mode")[0]["journal_mode"] == "wal"
 
     # The local servers were children of the CLI and went away with it.

@@ -59,6 +59,10 @@ class MemberSettings(BaseModel):
     seed: int | None = None
     timeout: float | None = Field(default=None, gt=0)  # overrides the council's
     weight: float = Field(default=1.0, gt=0)  # how much this member's vote counts
+    # Ask the member to end its answer with "Confidence: NN%" (the line is parsed into the
+    # member's signals and removed from its text). Meant for chat models: a base model's stop
+    # sequences end its answer at the first blank line, so it rarely gets there.
+    ask_confidence: bool = False
 
 
 class ProviderSettings(BaseModel):

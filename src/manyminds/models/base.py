@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ModelError
+from .logprobs import TokenLogprob, from_pairs, to_pairs
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "error", "timeout", "other"]
@@ -36,6 +37,10 @@ class ModelOptions(BaseModel):
     # A JSON schema the answer must follow. Providers that support constrained output use it;
     # others get it described in the prompt and the caller parses tolerantly.
     json_schema: dict[str, Any] | None = None
+    # Ask for per-token log-probabilities. A provider that cannot return them ignores it (the
+    # completion's `logprobs` is then None). None, not False, by default: option dumps with
+    # exclude_none (the eval call cache's key) stay as they were for calls that do not ask.
+    logprobs: bool | None = None
 
     def merged(self, other: "ModelOptions | None") -> "ModelOptions":
         """`other`'s explicitly set fields win over ours."""
@@ -75,6 +80,9 @@ class Completion:
     model: str = ""  # the provider/model that produced it
     # Usage was estimated locally (the provider reported none); kept so cost figures can say so.
     usage_estimated: bool = False
+    # The generated tokens with their log-probabilities, when asked for and the endpoint
+    # returned them; None when absent (never an empty stand-in: absent is not "certain").
+    logprobs: list[TokenLogprob] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +92,22 @@ class Completion:
             "finish_reason": self.finish_reason,
             "model": self.model,
             "usage_estimated": self.usage_estimated,
+            "logprobs": to_pairs(self.logprobs),  # [[token, logprob], ...] or None
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Completion":
+        """The inverse of `to_dict`; documents written before logprobs existed read as None."""
+        usage = doc.get("usage") or {}
+        return cls(
+            text=doc["text"],
+            usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+            latency_s=doc.get("latency_s", 0.0),
+            finish_reason=doc.get("finish_reason", "stop"),
+            model=doc.get("model", ""),
+            usage_estimated=doc.get("usage_estimated", False),
+            logprobs=from_pairs(doc.get("logprobs")),
+        )
 
 
 @dataclass
@@ -107,6 +130,8 @@ class Model(ABC):
     supports_stream: bool = False
     needs_key: bool = False
     key_env_var: str | None = None
+    # Whether `ModelOptions.logprobs` is sent to the endpoint (and its answer parsed).
+    supports_logprobs: bool = False
     # Prices in USD per million tokens, where known; None means "unknown", not "free".
     input_price_per_mtok: float | None = None
     output_price_per_mtok: float | None = None
@@ -172,5 +197,6 @@ __all__ = [
     "ModelError",
     "ModelOptions",
     "Timer",
+    "TokenLogprob",
     "Usage",
 ]

@@ -21,7 +21,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, AsyncIterator, Literal
 
 from ..config import resolve_key
+from ..errors import ModelError
 from .base import Chunk, Completion, Message, ModelOptions, Timer, Usage
+from .logprobs import StreamLogprobs, parse_logprobs, trim_unspoken
 from .sdk import (
     NO_KEY,
     SDKModel,
@@ -60,6 +62,7 @@ class OpenAICompatModel(SDKModel):
         needs_key: bool = True,
         supports_json: bool = True,
         max_tokens_field: str = "max_tokens",
+        supports_logprobs: bool | None = None,
         **settings: Any,
     ) -> None:
         """`settings`: `context_window`, `timeout` and the prices, as `SDKModel` takes them."""
@@ -70,6 +73,8 @@ class OpenAICompatModel(SDKModel):
         self.supports_json = supports_json
         # OpenAI's newer models only accept `max_completion_tokens`; most others `max_tokens`.
         self.max_tokens_field = max_tokens_field
+        if supports_logprobs is not None:  # None: the class's own (a subclass may declare it)
+            self.supports_logprobs = supports_logprobs
 
     # the client -------------------------------------------------------------------------
     def _sdk(self) -> tuple[ModuleType, type[BaseException]]:
@@ -96,6 +101,9 @@ class OpenAICompatModel(SDKModel):
         `cache_prompt` or a JSON grammar for the raw-prompt endpoint. None by default."""
         return {}
 
+    def _wants_logprobs(self, options: ModelOptions) -> bool:
+        return bool(options.logprobs) and self.supports_logprobs
+
     def _sampling(self, options: ModelOptions) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for name in ("temperature", "top_p", "seed", "stop"):
@@ -117,6 +125,11 @@ class OpenAICompatModel(SDKModel):
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": options.json_schema, "strict": True},
             }
+        if self._wants_logprobs(options):
+            # top_logprobs=1, not 0: llama.cpp reads 0 as "no logprobs at all" and, without the
+            # field, sends 20 alternatives per token. OpenAI accepts 0–20.
+            params["logprobs"] = True
+            params["top_logprobs"] = 1
         return self._finish_params(params, options, endpoint="chat", stream=stream)
 
     def _prompt_params(self, prompt: str, options: ModelOptions, *, stream: bool) -> dict[str, Any]:
@@ -125,6 +138,8 @@ class OpenAICompatModel(SDKModel):
         params: dict[str, Any] = {"model": self.model_id, "prompt": prompt, **self._sampling(options)}
         if options.max_tokens is not None:
             params["max_tokens"] = options.max_tokens
+        if self._wants_logprobs(options):
+            params["logprobs"] = 1  # the legacy field is a count of alternatives; 0 means none on llama.cpp
         return self._finish_params(params, options, endpoint="completions", stream=stream)
 
     def _finish_params(
@@ -166,12 +181,24 @@ class OpenAICompatModel(SDKModel):
         if not isinstance(text, str):
             raise self._bad(f"the answer is a {type(text).__name__}, not text")
         usage = self._usage(getattr(resp, "usage", None), input_estimate, text)
-        return self._make_completion(text, usage, getattr(choice, "finish_reason", None), timer)
+        completion = self._make_completion(text, usage, getattr(choice, "finish_reason", None), timer)
+        # Trimmed as a stream's are (see trim_unspoken): streaming or not, the same signal.
+        completion.logprobs = trim_unspoken(parse_logprobs(getattr(choice, "logprobs", None)))
+        return completion
 
     # calls ------------------------------------------------------------------------------
     async def _create(self, endpoint: Endpoint, params: dict[str, Any]) -> Any:
         client = self._get_client()
         api = client.chat.completions if endpoint == "chat" else client.completions
+        try:
+            return await self._call(api.create, params)
+        except ModelError as err:
+            if not _rejects_logprobs(err, params):
+                raise
+        # Some models behind a provider that has them refuse the field (OpenAI's reasoning
+        # models, some routes of a router): answer without, and stop asking this model.
+        self.supports_logprobs = False
+        params = {k: v for k, v in params.items() if k not in ("logprobs", "top_logprobs")}
         return await self._call(api.create, params)
 
     async def _complete(self, endpoint: Endpoint, params: dict[str, Any], input_estimate: int) -> Completion:
@@ -185,6 +212,7 @@ class OpenAICompatModel(SDKModel):
         parts: list[str] = []
         raw_usage: Any = None
         finish: str | None = None
+        logprobs = StreamLogprobs()
         events = choices_seen = 0
         async with aclosing(self._events(sdk_stream)) as stream_events:
             async for event in stream_events:
@@ -202,6 +230,7 @@ class OpenAICompatModel(SDKModel):
                     else:
                         piece += getattr(choice, "text", None) or ""
                     finish = getattr(choice, "finish_reason", None) or finish
+                    logprobs.add(getattr(choice, "logprobs", None))
                 if piece:
                     parts.append(piece)
                     yield Chunk(delta=piece)
@@ -211,7 +240,9 @@ class OpenAICompatModel(SDKModel):
             raise self._bad("the stream held no choices")
         text = "".join(parts)
         usage = self._usage(raw_usage, input_estimate, text)
-        yield Chunk(completion=self._make_completion(text, usage, finish, timer))
+        completion = self._make_completion(text, usage, finish, timer)
+        completion.logprobs = logprobs.result()
+        yield Chunk(completion=completion)
 
     async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
         options = options or ModelOptions()
@@ -238,6 +269,13 @@ class OpenAICompatModel(SDKModel):
             yield chunk
 
 
+def _rejects_logprobs(err: ModelError, params: dict[str, Any]) -> bool:
+    """A 400 that names the logprobs field, for a request that sent it."""
+    if "logprobs" not in params or getattr(err, "status_code", None) != 400:
+        return False
+    return "logprob" in str(err).lower()
+
+
 # --- providers --------------------------------------------------------------------------
 
 
@@ -253,6 +291,9 @@ class BuiltinProvider:
     max_concurrency: int = 8
     supports_json: bool = True
     max_tokens_field: str = "max_tokens"
+    # Whether the endpoint returns token logprobs when asked. Off where it is unknown or
+    # differs per model behind the endpoint (a refusal is retried without them anyway).
+    supports_logprobs: bool = False
     # Prices for ids not in `models` (local servers cost nothing per token).
     default_price: tuple[float, float] | None = None
 
@@ -269,7 +310,7 @@ BUILTIN_PROVIDERS: list[BuiltinProvider] = [
         {"gpt-4o-mini": (0.15, 0.60, 128_000), "gpt-4o": (2.50, 10.00, 128_000),
          "gpt-4.1-mini": (0.40, 1.60, 1_047_576), "gpt-4.1-nano": (0.10, 0.40, 1_047_576),
          "gpt-4.1": (2.00, 8.00, 1_047_576)},
-        max_tokens_field="max_completion_tokens",
+        max_tokens_field="max_completion_tokens", supports_logprobs=True,
     ),
     BuiltinProvider(
         "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "OpenRouter (many vendors, one key)",
@@ -308,12 +349,12 @@ BUILTIN_PROVIDERS: list[BuiltinProvider] = [
     BuiltinProvider(
         "vllm", "http://127.0.0.1:8000/v1", None, "a vLLM server (VLLM_BASE_URL)",
         {"Qwen/Qwen2.5-7B-Instruct": (0.0, 0.0, 32_768)},
-        needs_key=False, max_concurrency=16, default_price=(0.0, 0.0),
+        needs_key=False, max_concurrency=16, default_price=(0.0, 0.0), supports_logprobs=True,
     ),
     BuiltinProvider(
         "llamacpp", "http://127.0.0.1:8080/v1", None, "a llama.cpp server (llama-server)",
         {"default": (0.0, 0.0, None)},
-        needs_key=False, max_concurrency=2, default_price=(0.0, 0.0),
+        needs_key=False, max_concurrency=2, default_price=(0.0, 0.0), supports_logprobs=True,
     ),
 ]  # fmt: skip
 
@@ -331,6 +372,7 @@ def _builtin_factory(spec: BuiltinProvider):  # noqa: ANN202 - a ModelFactory
             context_window=window,
             supports_json=spec.supports_json,
             max_tokens_field=spec.max_tokens_field,
+            supports_logprobs=spec.supports_logprobs,
             input_price_per_mtok=in_price,
             output_price_per_mtok=out_price,
         )

@@ -16,6 +16,33 @@ class UsageOut(BaseModel):
     total_tokens: int = 0
 
 
+class MemberSignals(BaseModel):
+    """What one member answer tells about its own reliability: the inputs of the calibrator.
+
+    Every field is None when the signal is absent (the endpoint returned no logprobs, the member
+    was not asked for a confidence, the strategy drew no samples) — never 0, which would read as
+    "certainly wrong". Sources: the fan-out (token probabilities, verbalised confidence), the
+    compare stage (agreement), self-consistency (semantic entropy).
+    """
+
+    # Over the answer's generated tokens (the "Confidence: NN%" line left out where it can be).
+    token_count: int | None = None  # how many tokens the figures below are over
+    mean_token_prob: float | None = None  # arithmetic mean of exp(logprob)
+    min_token_prob: float | None = None
+    mean_logprob: float | None = None  # length-normalised log-likelihood (≤ 0)
+    # The member's own "Confidence: NN%", as a fraction; None when not asked or not given.
+    verbal_confidence: float | None = None
+    # Similarity of this member's short answer to each other member's (the compare stage's
+    # member × member matrix). Empty when the member gave no short answer to compare.
+    agreement: dict[str, float] = Field(default_factory=dict)
+    mean_agreement: float | None = None  # the mean of `agreement`; None when there is no other member
+    # Self-consistency only: the semantic entropy (nats) of the cluster shares over all samples
+    # of the sampled member, the same value on each sample's signals; `samples` is how many
+    # answered samples it is over. None for every other strategy.
+    semantic_entropy: float | None = None
+    samples: int | None = None
+
+
 class MemberAnswer(BaseModel):
     member: str
     model: str
@@ -29,6 +56,7 @@ class MemberAnswer(BaseModel):
     latency_s: float = 0.0
     cost_usd: float | None = None
     attempts: int = 1
+    signals: MemberSignals = Field(default_factory=MemberSignals)
 
     @property
     def ok(self) -> bool:

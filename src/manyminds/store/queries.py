@@ -169,6 +169,8 @@ def _member_out(row: dict[str, Any]) -> dict[str, Any]:
     row.pop("run_id")
     usage = _usage(row)
     row["error"] = from_json(row["error"])
+    # None for answers stored before the signals column (m006) existed.
+    row["signals"] = from_json(row.get("signals"))
     row["usage"] = usage
     row["short_answer_method"] = row["short_answer_method"] or "none"
     return row

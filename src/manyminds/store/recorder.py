@@ -245,15 +245,15 @@ class RunRecorder:
             INSERT INTO member_answers (
                 run_id, stage, member, model, status, text, short_answer, short_answer_method,
                 finish_reason, error, input_tokens, output_tokens, total_tokens, latency_s,
-                cost_usd, attempts, finished_at
-            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                cost_usd, attempts, signals, finished_at
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (run_id, stage, member) DO UPDATE SET
                 model = excluded.model, status = excluded.status, text = excluded.text,
                 short_answer = excluded.short_answer, short_answer_method = excluded.short_answer_method,
                 finish_reason = excluded.finish_reason, error = excluded.error,
                 input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
                 total_tokens = excluded.total_tokens, latency_s = excluded.latency_s,
-                cost_usd = excluded.cost_usd, attempts = excluded.attempts
+                cost_usd = excluded.cost_usd, attempts = excluded.attempts, signals = excluded.signals
             """,
             [
                 run_id,
@@ -272,6 +272,7 @@ class RunRecorder:
                 answer.latency_s,
                 answer.cost_usd,
                 answer.attempts,
+                to_json(answer.signals.model_dump(mode="json")),
                 now_iso(),
             ],
         )

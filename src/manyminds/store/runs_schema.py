@@ -123,3 +123,13 @@ def m002_run_search(db: sqlite_utils.Database) -> None:
         INSERT INTO runs_fts (runs_fts) VALUES ('rebuild');
         """
     )
+
+
+@migration("m006_member_signals")
+def m006_member_signals(db: sqlite_utils.Database) -> None:
+    """Each member answer's signals (`MemberSignals`: token probabilities, verbalised
+    confidence, agreement, semantic entropy) as one JSON column. JSON rather than a column per
+    signal: the calibrator reads them as a vector, and signals will be added without a
+    migration each. NULL for answers stored before signals existed — "not recorded", which
+    readers must not confuse with a recorded answer whose signals are all absent."""
+    db.executescript("ALTER TABLE member_answers ADD COLUMN signals TEXT;  -- JSON: MemberSignals")

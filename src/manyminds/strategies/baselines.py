@@ -41,7 +41,7 @@ from typing import Any
 from ..errors import InputError
 from ..models.base import Message
 from ..pipeline.run import RunContext, build_verdict
-from ..pipeline.stages.compare import compare_answers
+from ..pipeline.stages.compare import compare_answers, semantic_entropy
 from ..pipeline.stages.fanout import Member, check_quorum, gather_answers
 from ..pipeline.stages.prompts import anonymise, quoted_response
 from ..pipeline.stages.review import aggregate_ranking, review_answers, revise_answers
@@ -146,6 +146,11 @@ class SelfConsistency(Strategy):
     Confidence: the share of the k samples in the winning cluster (failed samples count as
     non-supporters). At temperature 0 a deterministic model gives k identical samples and a
     confidence of 1.0: that is why the default temperature is 0.7.
+
+    Signals: the semantic entropy of the samples' clusters (`compare.semantic_entropy`) is a
+    property of the sampled member, not of one sample; it is written on every sample's
+    `signals.semantic_entropy` (with `signals.samples`, the number of answered samples), so a
+    reader of any one member row — the verdict's or the stored one — finds it.
     """
 
     name = "self-consistency"
@@ -170,6 +175,13 @@ class SelfConsistency(Strategy):
         sub = with_members(ctx, samples)  # the samples are the voters: extraction and weights by sample
         answers = await gather_answers(sub, stage="samples")
         answers, agreement = await compare_answers(sub, answers)
+        entropy = semantic_entropy(agreement)
+        if entropy is not None:
+            n = sum(len(c.members) for c in agreement.clusters)
+            answers = [
+                a.model_copy(update={"signals": a.signals.model_copy(update={"semantic_entropy": entropy, "samples": n})})
+                for a in answers
+            ]
         return vote_verdict(sub, self.name, answers, agreement)
 
 

@@ -8,8 +8,8 @@ What you get:
     `scripted/NAME` answers from `ScriptedModel.register_script("NAME", script)`.
   * `FakeOpenAIServer` and `Behaviour` (loopback.py): an OpenAI- and Anthropic-compatible HTTP
     server on 127.0.0.1 that injects faults (429s with Retry-After, 5xx, latency, garbage or
-    truncated bodies, dropped connections), so a real SDK client and the retry logic are
-    exercised end to end.
+    truncated bodies, dropped connections) and returns token logprobs when asked (or malformed
+    ones, or none), so a real SDK client and the retry logic are exercised end to end.
 
 A council of scripted members, in a test of your own:
 
@@ -38,7 +38,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .loopback import Behaviour, FakeOpenAIServer, Fault, RecordedRequest
+    from .loopback import Behaviour, FakeOpenAIServer, Fault, LogprobSource, RecordedRequest
     from .scripted import Script, ScriptedModel, register
 
 # name → the submodule that defines it
@@ -49,6 +49,7 @@ _LAZY = {
     "Behaviour": "loopback",
     "FakeOpenAIServer": "loopback",
     "Fault": "loopback",
+    "LogprobSource": "loopback",
     "RecordedRequest": "loopback",
 }
 
@@ -59,4 +60,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Behaviour", "FakeOpenAIServer", "Fault", "RecordedRequest", "Script", "ScriptedModel", "register"]
+__all__ = ["Behaviour", "FakeOpenAIServer", "Fault", "LogprobSource", "RecordedRequest", "Script", "ScriptedModel", "register"]

@@ -24,6 +24,12 @@ for Anthropic no content). Wherever a behaviour is expected, a shorthand works t
 "Tokens" here are whitespace-separated words: usage counts them, `max_tokens` cuts at them
 (finish reason `length`), and streams send one per chunk.
 
+Token logprobs are sent when the request asks for them (`logprobs: true` on chat, a count on
+the legacy endpoint), one per "token", in OpenAI's shapes: `choices[].logprobs.content[]` on
+chat and `tokens` / `token_logprobs` / `top_logprobs` / `text_offset` on the legacy endpoint
+(llama.cpp uses the chat shape on both; tests/test_logprobs_local.py covers that one), per
+chunk in streams. `Behaviour.logprobs` sets the values, turns them off, or breaks them.
+
 Each connection is served by its own thread (`ThreadingHTTPServer`), so latencies of
 concurrent requests overlap; `max_concurrent` records the peak number of requests in flight.
 """
@@ -39,6 +45,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Literal, Union
+
+from .fake_logprobs import DEFAULT_LOGPROB, LogprobSource, logprobs_payload
 
 Fault = Literal["garbage", "bad_json", "truncated", "drop", "empty_choices"]
 TextSource = Union[str, Callable[[dict[str, Any]], str], None]
@@ -62,6 +70,7 @@ class Behaviour:
     # the Authorization / x-api-key value the request carried, to check that clients scrub a
     # key a server echoes back.
     error_message: str | None = None
+    logprobs: LogprobSource = None  # see LogprobSource; only sent when the request asks
 
     # shorthands -------------------------------------------------------------------------
     @classmethod
@@ -396,15 +405,18 @@ class _Handler(BaseHTTPRequestHandler):
                 "stop_sequence": None,
                 "usage": {"input_tokens": prompt_tokens, "output_tokens": n_out},
             }
+        logprobs = logprobs_payload(kind, body, b.logprobs, _words(text), 0)
         if kind == "chat":
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
                 "finish_reason": finish,
             }
+            if logprobs is not None:
+                choice["logprobs"] = logprobs
             obj = "chat.completion"
         else:
-            choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+            choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs}
             obj = "text_completion"
         payload: dict[str, Any] = {
             "id": "cmpl-loopback",
@@ -491,11 +503,15 @@ class _Handler(BaseHTTPRequestHandler):
         obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
         base = {"id": "cmpl-loopback", "object": obj, "created": int(time.time()), "model": model}
 
-        def choice(piece: str | None, fin: str | None) -> dict[str, Any]:
+        def choice(piece: str | None, fin: str | None, position: int = 0) -> dict[str, Any]:
+            logprobs = logprobs_payload(kind, body, b.logprobs, [piece], position) if piece is not None else None
             if kind == "chat":
                 delta = {"content": piece} if piece is not None else {}
-                return {"index": 0, "delta": delta, "finish_reason": fin}
-            return {"index": 0, "text": piece or "", "finish_reason": fin, "logprobs": None}
+                out = {"index": 0, "delta": delta, "finish_reason": fin}
+                if logprobs is not None:
+                    out["logprobs"] = logprobs
+                return out
+            return {"index": 0, "text": piece or "", "finish_reason": fin, "logprobs": logprobs}
 
         def data(obj_: dict[str, Any]) -> str:
             return f"data: {json.dumps(obj_)}\n\n"
@@ -503,8 +519,8 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "chat" and b.fault != "empty_choices":
             yield data({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                               "finish_reason": None}]})  # fmt: skip
-        for w in words:
-            yield data({**base, "choices": [choice(w, None)]})
+        for i, w in enumerate(words):
+            yield data({**base, "choices": [choice(w, None, i)]})
         if b.fault != "empty_choices":
             yield data({**base, "choices": [choice(None, finish)]})
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -566,4 +582,4 @@ _ERROR_TYPES = {
 }
 
 
-__all__ = ["Behaviour", "FakeOpenAIServer", "Fault", "RecordedRequest"]
+__all__ = ["DEFAULT_LOGPROB", "Behaviour", "FakeOpenAIServer", "Fault", "LogprobSource", "RecordedRequest"]

@@ -159,6 +159,7 @@ class LocalModel(OpenAICompatModel):
 
     supports_json = True
     supports_stream = True
+    supports_logprobs = True  # llama.cpp returns them on both endpoints (see models/logprobs.py)
     needs_key = False
 
     def __init__(self, model_id: str, *, timeout: float = 600.0) -> None:

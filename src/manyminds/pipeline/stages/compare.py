@@ -15,6 +15,7 @@ input order).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Sequence
 
@@ -237,6 +238,43 @@ def cluster_indices(matrix: Sequence[Sequence[float]], threshold: float = DEFAUL
         clusters[x] = sorted(clusters[x] + clusters.pop(y))
 
 
+# --- signals from the agreement ------------------------------------------------------------
+
+
+def with_agreement_signals(answers: Sequence[MemberAnswer], agreement: Agreement) -> list[MemberAnswer]:
+    """Each answer with its row of the member × member matrix in its signals: member → the
+    similarity of their short answers. Members outside the matrix (failed, or no short answer)
+    keep an empty row and no mean: they had nothing to agree with."""
+    index = {m: i for i, m in enumerate(agreement.members)}
+    out = []
+    for answer in answers:
+        i = index.get(answer.member)
+        if i is None:
+            out.append(answer)
+            continue
+        row = {m: agreement.matrix[i][j] for m, j in index.items() if j != i}
+        mean = round(sum(row.values()) / len(row), 4) if row else None
+        signals = answer.signals.model_copy(update={"agreement": row, "mean_agreement": mean})
+        out.append(answer.model_copy(update={"signals": signals}))
+    return out
+
+
+def semantic_entropy(agreement: Agreement) -> float | None:
+    """The entropy (nats) of the cluster shares: the semantic entropy of Kuhn et al. (2023) /
+    Farquhar et al. (Nature 2024) with the shares counted, not weighted by sequence likelihood
+    — the discrete variant, which needs no logprobs and so works for every provider.
+
+    0 when every sample says the same thing, ln(k) when k samples all differ. The clusters are
+    the compare stage's (the equivalence rules above), so "Shakespeare" and "William
+    Shakespeare" are one meaning. None with fewer than two answers: one sample has no spread.
+    """
+    n = sum(len(c.members) for c in agreement.clusters)
+    if n < 2:
+        return None
+    shares = [len(c.members) / n for c in agreement.clusters]
+    return round(max(0.0, -sum(p * math.log(p) for p in shares if p > 0)), 6)
+
+
 async def compare_answers(
     ctx: "RunContext", answers: list[MemberAnswer], weights: dict[str, float] | None = None
 ) -> tuple[list[MemberAnswer], Agreement]:
@@ -246,5 +284,6 @@ async def compare_answers(
     with ctx.watch.stage("compare") as stage:
         answers = await extract_short_answers(ctx.question, answers, models, mode=settings.short_answer)
         agreement = compare(answers, weights or ctx.council.weights, aliases=settings.answer_aliases, question=ctx.question)
+        answers = with_agreement_signals(answers, agreement)
         stage.data = {"clusters": len(agreement.clusters)}
     return answers, agreement

@@ -19,6 +19,7 @@ from ...models.base import Completion, Message, Model, ModelOptions, Timer
 from ...models.wrappers import CallObserver, observe
 from ..events import Event, EventSink, ignore_event
 from ..verdict import MemberAnswer, UsageOut
+from .signals import answer_signals, with_confidence_request
 
 if TYPE_CHECKING:
     from ..run import RunContext
@@ -44,12 +45,15 @@ class Member:
         out = []
         if self.settings.system:
             out.append(Message(role="system", content=self.settings.system))
-        out.append(Message(role="user", content=question))
+        content = with_confidence_request(question) if self.settings.ask_confidence else question
+        out.append(Message(role="user", content=content))
         return out
 
     def options(self) -> ModelOptions:
         s = self.settings
-        return ModelOptions(temperature=s.temperature, max_tokens=s.max_tokens, top_p=s.top_p, seed=s.seed)
+        # Token logprobs are always asked for a member's answer: they are its cheapest signal,
+        # and a provider that has none ignores the request.
+        return ModelOptions(temperature=s.temperature, max_tokens=s.max_tokens, top_p=s.top_p, seed=s.seed, logprobs=True)
 
     def prompt_tokens(self, question: str) -> int:
         return sum(self.model.count_tokens(m.content) for m in self.messages(question)) + 16
@@ -92,7 +96,10 @@ class FanOut:
         temperature: float | None = None,
     ) -> MemberAnswer:
         """One member's call. Later stages (reviews, revisions, samples) pass their own
-        `messages` and may need a larger `max_tokens` or another `temperature` than the seat's."""
+        `messages` and may need a larger `max_tokens` or another `temperature` than the seat's.
+        Only the member's own messages carry the confidence request, so only then is the
+        answer's last line read as a confidence."""
+        asked_confidence = messages is None and member.settings.ask_confidence
         messages = messages or member.messages(question)
         options = member.options()
         if max_tokens is not None:
@@ -139,11 +146,13 @@ class FanOut:
             wrapped = ModelError(f"{type(err).__name__}: {err}", provider=model.provider, model=model.name)
             return self._failed(member, wrapped, "failed", max(1, observer.attempts), timer.elapsed, emit)
 
+        text, signals = answer_signals(completion, asked_confidence=asked_confidence)
         answer = MemberAnswer(
             member=member.name,
             model=model.name,
             status="ok",
-            text=completion.text.strip(),
+            text=text,
+            signals=signals,
             finish_reason=completion.finish_reason,
             usage=usage_out(completion),
             latency_s=round(timer.elapsed, 4),
