@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..models.base import Completion, Message, Model, ModelOptions, Usage
+from ..models.base import Completion, Message, Model, ModelOptions
 from ..models.wrappers import Cached
 from ..pipeline.council import Council
 
@@ -72,7 +72,7 @@ class CallCache:
         if key in self.stored:
             if tally is not None:
                 tally.cached += 1
-            return completion_from(self.stored[key])
+            return Completion.from_dict(self.stored[key])  # logprobs included, so cached calls keep their signals
         task = self._inflight.get(key)
         if task is None:
             # The first asker owns the call; asking twice at once (two strategies of one item)
@@ -91,15 +91,6 @@ class CallCache:
         self.stored[key] = entry
         if tally is not None:
             tally.new_entries[key] = entry  # stored with the item that paid for it
-
-
-def completion_from(doc: dict[str, Any]) -> Completion:
-    usage = doc.get("usage") or {}
-    return Completion(
-        text=doc["text"], usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
-        latency_s=doc.get("latency_s", 0.0), finish_reason=doc.get("finish_reason", "stop"),
-        model=doc.get("model", ""), usage_estimated=doc.get("usage_estimated", False),
-    )  # fmt: skip
 
 
 def with_cache(council: Council, cache: CallCache) -> Council:

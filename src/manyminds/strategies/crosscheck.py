@@ -42,7 +42,7 @@ from ..pipeline.stages.claims import (
     side_call,
     units,
 )
-from ..pipeline.stages.compare import compare
+from ..pipeline.stages.compare import compare, with_agreement_signals
 from ..pipeline.stages.short_answers import extract_short_answers
 from ..evidence.sources import Sources
 from ..pipeline.stages.ground import MAX_CHECKS, Grounding, attach, ground_claims, select_claims
@@ -494,6 +494,7 @@ async def claim_path(ctx: RunContext, strategy: str, answers: list[MemberAnswer]
         # Short answers of paragraphs say little, but the verdict keeps the answer-level view.
         answers = await extract_short_answers(ctx.question, answers, {}, mode="heuristic")
         agreement: Agreement = compare(answers, ctx.council.weights, aliases=settings.answer_aliases, question=ctx.question)
+        answers = with_agreement_signals(answers, agreement)
         st.data = {"clusters": len(agreement.clusters), "claim_path": True}
     await extract_stage(ctx, answers, state, mode)
     build = await matrix_stage(ctx, answers, state, judge)
