@@ -350,6 +350,7 @@ def test_list_runs_orders_filters_and_searches(db):
     assert [r["id"] for r in list_runs(db, search="hamle")] == [hamlet]  # word prefix
     assert [r["id"] for r in list_runs(db, search="capital")] == [hamlet]  # in the answer
     assert [r["id"] for r in list_runs(db, search='"quoted" AND/OR (')] == [running]
+    assert [r["id"] for r in list_runs(db, search="hamle\x00")] == [hamlet]  # a NUL is no FTS syntax error (found by fuzzing)
     assert list_runs(db, search="nothing-like-this") == []
     summary = list_runs(db, status="complete")[0]
     assert summary["members_ok"] == 2 and summary["members_total"] == 2 and "verdict" not in summary

@@ -280,7 +280,7 @@ def page(manyminds_home, fake, browser, tmp_path):
 
 def test_a_live_run_streams_each_member_and_shows_the_verdict(page):
     assert [o.get_attribute("value") for o in page.find_elements(By.CSS_SELECTOR, "#council option")] == \
-        ["broken", "fake", "local", "tower"]
+        ["broken", "fake", "local", "local-plus", "tower"]
     assert Select(page.find_element(By.ID, "council")).first_selected_option.get_attribute("value") == "fake"
 
     ask(page, "Who wrote Hamlet?")
@@ -355,7 +355,8 @@ def test_a_stored_run_shows_its_claims_matrix_as_text(page, manyminds_home, tmp_
     page.find_element(By.CSS_SELECTOR, "#follow-ups-list button").click()
     wait(page, lambda d: d.find_element(By.ID, "run-question").text == "How tall is the Eiffel Tower?", 10, "the follow-up")
     wait_for_verdict(page)
-    assert "330 metres" in page.find_element(By.ID, "answer").text
+    assert page.find_element(By.ID, "answer").text.startswith("330")  # the vote's short answer
+    assert "330 metres" in page.find_element(By.ID, "explanation").text  # the prose that explains it
     assert page.find_element(By.ID, "question").get_attribute("value") == "How tall is the Eiffel Tower?"
 
     # The stored run again, on a narrow screen: one column, nothing wider than the window.

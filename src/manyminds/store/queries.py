@@ -140,7 +140,9 @@ def _statuses(status: str | Iterable[str] | None) -> list[str]:
 
 def _search_clause(db: sqlite_utils.Database, search: str) -> tuple[str, str]:
     """FTS5 when the index exists: every word must occur, as a word or a word prefix.
-    Each word is quoted, so the user's text is never read as FTS query syntax."""
+    Each word is quoted, so the user's text is never read as FTS query syntax; NUL characters
+    are dropped (SQLite's FTS5 parser ends a string at one: "unterminated string")."""
+    search = search.replace("\x00", " ")
     words = search.split()
     if db["runs_fts"].exists():
         query = " ".join('"' + w.replace('"', '""') + '"*' for w in words)

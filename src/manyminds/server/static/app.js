@@ -497,6 +497,11 @@ function renderVerdict(v) {
   }
   $("verdict-section").hidden = false;
   $("answer").textContent = v.answer || "";
+  // The prose that explains a short answer, when it says more than the answer itself.
+  const explanation = $("explanation");
+  const said = (v.explanation || "").trim().replace(/\.$/, "").toLowerCase();
+  explanation.hidden = !said || (v.answer || "").toLowerCase().includes(said);
+  explanation.textContent = explanation.hidden ? "" : v.explanation;
   const short = $("short-answer");
   short.hidden = !v.short_answer || v.short_answer === v.answer;
   short.textContent = v.short_answer ? `Short answer: ${v.short_answer}` : "";
