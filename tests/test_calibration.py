@@ -138,7 +138,7 @@ async def test_features_of_a_council_verdict():
     assert f["margin"] == pytest.approx(3 / 4 - 1 / 4, abs=1e-4)
     assert f["clusters"] == 2 and f["answered"] == 1.0 and f["chair_matched"] == 1.0
     assert f["lead_weight"] == 2.0
-    assert f["token_prob"] is None  # no member reported token probabilities: absent, not 0
+    assert f["token_prob"] is None and f["min_token_prob"] is None  # no token probabilities: absent, not 0
     assert features(verdict)["lead_weight"] is None
 
 
@@ -146,9 +146,14 @@ async def test_token_probability_is_read_from_member_signals_when_present():
     council = make_council({"a": "Paris", "b": "Paris", "c": "Lyon"}, chair="Paris.")
     verdict = await run_council("What is the capital of France?", council)
     members = [SimpleNamespace(member=m.member, ok=m.ok, signals=s) for m, s in
-               zip(verdict.members, [{"mean_token_prob": 0.9}, SimpleNamespace(mean_token_prob=0.7), {"mean_token_prob": 0.1}])]  # fmt: skip
+               zip(verdict.members, [{"mean_token_prob": 0.9, "min_token_prob": 0.5, "verbal_confidence": None},
+                                     SimpleNamespace(mean_token_prob=0.7, min_token_prob=0.2, verbal_confidence=True),
+                                     {"mean_token_prob": 0.1, "min_token_prob": 0.01, "verbal_confidence": 0.9}])]  # fmt: skip
     fake = verdict.model_construct(**{**dict(verdict), "members": members})
-    assert features(fake)["token_prob"] == pytest.approx(0.8)  # the supporters a and b, not the dissenter c
+    f = features(fake)
+    assert f["token_prob"] == pytest.approx(0.8)  # the supporters a and b, not the dissenter c
+    assert f["min_token_prob"] == pytest.approx(0.2)
+    assert f["verbal_confidence"] is None  # not given by a; a bool from b is not a number
 
 
 # --- the file at ask time ---------------------------------------------------------------
@@ -228,3 +233,42 @@ async def test_abstaining_lists_the_competing_answers_with_their_shares():
     assert [(a.answer, a.members) for a in out.alternatives] == [("Paris", ["a", "b"]), ("Lyon", ["c"])]
     assert [a.share for a in out.alternatives] == pytest.approx([2 / 3, 1 / 3], abs=1e-4)
     assert out.answer.startswith("Not sure: the uncalibrated confidence 0.67 is below the minimum 0.90")
+
+
+# --- the shipped calibrator -------------------------------------------------------------
+
+
+async def test_the_shipped_file_is_used_unless_the_user_dir_has_one(manyminds_home, tmp_path, monkeypatch):
+    import manyminds.calibration as calibration
+
+    council = make_council({"a": "Paris", "b": "Paris", "c": "Lyon"}, chair="Paris.")
+    shipped = tmp_path / "shipped.json"
+    save_calibration(council, "council", _fit(), ["SHIPPED"], path=shipped)
+    monkeypatch.setattr(calibration, "shipped_path", lambda: shipped)
+    assert find_calibrator(council, "council")[0]["runs"] == ["SHIPPED"]
+    # The user's file with only another council: the shipped fit still applies to this one.
+    save_calibration(make_council({"x": "Paris", "y": "Lyon"}), "council", _fit(), ["OTHER"])
+    assert find_calibrator(council, "council")[0]["runs"] == ["SHIPPED"]
+    # The user's own fit for this council wins.
+    save_calibration(council, "council", calibrate(_rows(60), method="logistic"), ["MINE"])
+    entry, warning = find_calibrator(council, "council")
+    assert entry["runs"] == ["MINE"] and entry["method"] == "logistic" and warning is None
+
+
+def test_the_shipped_calibrator_fits_the_bundled_local_council():
+    from manyminds.api import resolve_council
+    from manyminds.calibration import check_entry, read_calibration_file, shipped_path
+    from manyminds.config import load_settings
+
+    path = shipped_path()
+    if not path.exists():
+        pytest.skip("no calibrator shipped in this build")
+    data = read_calibration_file(path)
+    council = resolve_council(load_settings(), "local")
+    (key,) = data["councils"]
+    assert key == fingerprint(council)
+    entry = data["councils"][key]
+    assert entry["members"] == [[m.name, m.model.name] for m in council.members]
+    fit = check_entry(entry["strategies"]["council"], str(path))
+    assert fit["items"] >= MIN_ITEMS and fit["runs"] and fit["datasets"]
+    assert find_calibrator(council, "council")[0] == fit

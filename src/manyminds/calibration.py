@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .pipeline.verdict import Verdict
 
 CALIBRATION_FILE = "calibration.json"
-FEATURES = ("confidence", "margin", "clusters", "answered", "chair_matched", "lead_weight", "token_prob")
+FEATURES = ("confidence", "margin", "clusters", "answered", "chair_matched", "lead_weight", "token_prob",
+            "min_token_prob", "verbal_confidence")
 METHODS = ("logistic", "isotonic")
 
 
@@ -71,8 +72,11 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
     lead_weight    the heaviest trust weight among the winning cluster's members; None if unknown
     token_prob     mean token probability of the winning cluster's members, where the
                    endpoints returned it (`MemberAnswer.signals`); None otherwise
+    min_token_prob the lowest token probability among them (likewise)
+    verbal_confidence  the mean of their own stated confidences, where asked and given
     """
-    confidence = float(getattr(verdict, "confidence_raw", None) or verdict.confidence)
+    raw = getattr(verdict, "confidence_raw", None)  # set once calibrated: features read the raw share
+    confidence = float(verdict.confidence if raw is None else raw)
     cluster = winning_cluster(verdict)
     runner_up = max((d.share for d in verdict.dissent), default=0.0)
     members = verdict.members
@@ -83,7 +87,10 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
     if cluster is not None and weights:
         known = [float(weights[m]) for m in cluster.members if m in weights]
         lead = max(known) if known else None
-    probs = [p for p in (_signal(a, "mean_token_prob") for a in supporters) if p is not None]
+    def present(name: str) -> list[float]:
+        return [v for v in (_signal(a, name) for a in supporters) if v is not None]
+
+    probs, lows, verbal = present("mean_token_prob"), present("min_token_prob"), present("verbal_confidence")
     return {
         "confidence": confidence,
         "margin": round(confidence - runner_up, 6),
@@ -92,6 +99,8 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
         "chair_matched": chair_matched,
         "lead_weight": lead,
         "token_prob": (sum(probs) / len(probs)) if probs else None,
+        "min_token_prob": min(lows) if lows else None,
+        "verbal_confidence": (sum(verbal) / len(verbal)) if verbal else None,
     }
 
 
@@ -184,7 +193,7 @@ def find_calibrator(council: "Council", strategy: str) -> tuple[dict[str, Any] |
 
     key = fingerprint(council)
     members = [[m.name, m.model.name] for m in council.members]
-    user = calibration_path()
+    user, others = calibration_path(), ""
     for path in (user, shipped_path()):
         if not path.exists():
             continue
@@ -193,11 +202,9 @@ def find_calibrator(council: "Council", strategy: str) -> tuple[dict[str, Any] |
         except CalibrationFileError as exc:
             return None, f"The calibrator file is unusable ({exc}); the confidence is uncalibrated."
         entry = data["councils"].get(key)
-        if entry is None:
+        if entry is None:  # the user's file may hold other councils: the shipped one may hold this
             if path == user and data["councils"]:
-                names = ", ".join(sorted({str((e or {}).get("council")) for e in data["councils"].values()}))
-                return None, (f"{path} has calibrators only for other councils ({names}), none for this one "
-                              f"(fingerprint {key}); the confidence is uncalibrated.")  # fmt: skip
+                others = ", ".join(sorted({str((e or {}).get("council")) for e in data["councils"].values()}))
             continue
         if not isinstance(entry, dict) or not isinstance(entry.get("strategies"), dict):
             return None, f"The calibrator file is unusable ({path}: entry {key} is malformed); the confidence is uncalibrated."
@@ -211,6 +218,9 @@ def find_calibrator(council: "Council", strategy: str) -> tuple[dict[str, Any] |
             return check_entry(fit, str(path)), None
         except CalibrationFileError as exc:
             return None, f"The calibrator file is unusable ({exc}); the confidence is uncalibrated."
+    if others:
+        return None, (f"{user} has calibrators only for other councils ({others}), none for this one "
+                      f"(fingerprint {key}); the confidence is uncalibrated.")  # fmt: skip
     return None, None
 
 
