@@ -77,8 +77,10 @@ async def run_request(
     run_id: str | None = None,
 ) -> Verdict:
     """Run one request: resolve its council, apply the learned default when it names no
-    strategy, and call `run_council`. The run is stored (unless `store=False`, or a `recorder`
-    is given), refused ones too, with their cause."""
+    strategy, and call `run_council`. The verdict is calibrated for exactly this council and
+    strategy when `manyminds eval calibrate` fitted one (calibration.py), and abstains below
+    `request.min_confidence`, before it is stored. The run is stored (unless `store=False`, or a
+    `recorder` is given), refused ones too, with their cause."""
     from .trust import learned_default
 
     recorder = recorder if recorder is not None else open_recorder(store, db_path)
