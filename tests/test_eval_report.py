@@ -155,3 +155,22 @@ def test_lifts_pair_only_shared_items():
     mine = next(r for r in out if r["slice"] == "d1" and r["strategy"] == "manyminds" and r["baseline"] == "single:x")
     # Items 1, 3, 4 only: manyminds T, F, F against single:x T, F, F → 0.
     assert mine["n"] == 3 and mine["lift"] == 0.0
+
+
+def test_risk_coverage_table_and_aurc_by_hand(report):
+    path, text = report
+    section = text.split("## Risk against coverage (abstention)\n", 1)[1].split("\n## ", 1)[0]
+    cells = {line.strip("|").split("|")[0].strip(): [c.strip() for c in line.strip("|").split("|")]
+             for line in section.splitlines() if line.startswith("| ")}  # fmt: skip
+    # self-consistency: 0.9 0.8 0.7 0.6 with T T T F → risks 0, 0, 0, 1/4 → AURC (0+0+0+0.25)/4
+    sc = cells["self-consistency"]
+    assert sc[1:4] == ["4", "0.062", "25.0%"]
+    # 100%, 90% and 80% are reached only by keeping all 4; 70% by keeping the top 3 (75%), all right.
+    assert sc[4:8] == ["25.0% (100%)", "25.0% (100%)", "25.0% (100%)", "0.0% (75%)"]
+    # manyminds: ties 0.9 0.9 (T F) then 0.2 0.2 (F F) → 1/2 at coverage 1/2, 3/4 at 1 → AURC 0.5·0.5 + 0.5·0.75
+    assert cells["manyminds"][1:4] == ["4", "0.625", "75.0%"]
+    assert "single:x" not in cells  # no confidence, no curve
+    assert (path.parent / "risk_coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Risk against coverage](risk_coverage.png)" in text
+    summary = json.loads((path.parent / "summary.json").read_text())
+    assert summary["slices"]["d1"]["manyminds"]["aurc"] == pytest.approx(0.625)

@@ -77,13 +77,16 @@ async def run_request(
     run_id: str | None = None,
 ) -> Verdict:
     """Run one request: resolve its council, apply the learned default when it names no
-    strategy, and call `run_council`. The run is stored (unless `store=False`, or a `recorder`
-    is given), refused ones too, with their cause."""
+    strategy, and call `run_council`. The verdict is calibrated for exactly this council and
+    strategy when `manyminds eval calibrate` fitted one (calibration.py), and abstains below
+    `request.min_confidence`, before it is stored. The run is stored (unless `store=False`, or a
+    `recorder` is given), refused ones too, with their cause."""
     from .trust import learned_default
 
     recorder = recorder if recorder is not None else open_recorder(store, db_path)
     strategy, params, learned = request.strategy, request.params, None
     try:
+        min_confidence = check_min_confidence(getattr(request, "min_confidence", None))
         settings = settings or load_settings()
         resolved = resolve_council(
             settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys
@@ -95,10 +98,12 @@ async def run_request(
         record_failure(recorder, request.question, request.council or "default", exc, strategy=strategy, run_id=run_id)
         raise
     try:
+        finishing = Finishing(recorder, resolved, min_confidence)
         verdict = await run_council(
-            request.question, resolved, strategy=strategy, params=params, recorder=recorder,
+            request.question, resolved, strategy=strategy, params=params, recorder=finishing,
             emit=on_event or ignore_event, run_id=run_id,
         )
+        finishing.finalise(verdict)  # already done when the recorder stored it; idempotent
         if learned is not None:
             verdict.warnings.append(
                 f"Strategy {verdict.strategy!r} with the weights learned from stored eval runs for this council "
@@ -107,6 +112,59 @@ async def run_request(
         return verdict
     finally:
         await resolved.aclose()
+
+
+def check_min_confidence(value: Any) -> float | None:
+    """`min_confidence` in (0, 1], or None; a request built unvalidated is checked here."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) <= 1:
+        raise InputError(f"min_confidence must be a number with 0 < x <= 1, not {value!r}.")
+    return float(value)
+
+
+class Finishing:
+    """The recorder `run_request` hands to `run_council`: before the verdict is stored (and
+    streamed) it is calibrated for exactly this council and strategy, and abstains below
+    `min_confidence` — so the stored run, the event and the returned verdict are the same."""
+
+    def __init__(self, recorder: Recorder | None, council: Council, min_confidence: float | None) -> None:
+        from .pipeline.run import NullRecorder
+
+        self.inner = recorder if recorder is not None else NullRecorder()
+        self.council, self.min_confidence, self.done = council, min_confidence, False
+
+    def __getattr__(self, name: str) -> Any:  # e.g. RunRecorder.db
+        return getattr(self.inner, name)
+
+    def finalise(self, verdict: Verdict) -> Verdict:
+        if self.done:
+            return verdict
+        from .calibration import abstain, apply_calibration
+
+        self.done = True
+        try:
+            apply_calibration(verdict, self.council)
+        except Exception as exc:  # noqa: BLE001 - a calibrator must never cost the user the answer
+            verdict.calibrated = False
+            verdict.warnings.append(f"The calibrator could not be applied ({type(exc).__name__}: {exc}); "
+                                    "the confidence is uncalibrated.")  # fmt: skip
+        return abstain(verdict, self.min_confidence)
+
+    def start(self, question: str, council: str, **kwargs: Any) -> str:
+        return self.inner.start(question, council, **kwargs)
+
+    def sink(self, event: Event) -> None:
+        self.inner.sink(event)
+
+    def finish(self, run_id: str, verdict: Verdict) -> None:
+        self.inner.finish(run_id, self.finalise(verdict))
+
+    def fail(self, run_id: str, error: dict, status: str = "failed") -> None:
+        self.inner.fail(run_id, error, status)
+
+    def mark_incomplete(self, run_id: str, reason: str) -> None:
+        self.inner.mark_incomplete(run_id, reason)
 
 
 async def aask(
@@ -124,6 +182,7 @@ async def aask(
     strategy: str | None = None,
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
+    min_confidence: float | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
@@ -136,13 +195,15 @@ async def aask(
     ULID) fixes the stored run's id in advance. With no `strategy`, the council's default is
     used: "council", unless `manyminds eval fit-trust` learned another for exactly this council
     from stored eval runs (trust weights, or its best single member — see docs/evaluation.md);
-    the verdict's warnings then say so.
+    the verdict's warnings then say so. With a calibrator for exactly this council and strategy
+    (`manyminds eval calibrate`) the confidence is the calibrated probability of being right
+    (`confidence_raw` keeps the agreement share); below `min_confidence` the verdict abstains.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
     """
     request = AskRequest.model_construct(
         question=question, council=council, models=models, strategy=strategy, params=params,
-        timeout=timeout, quorum=quorum, tier="quick",
+        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence,
     )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
     return await run_request(
         request, settings=settings, store=store, db_path=db_path, on_event=on_event, keys=keys, run_id=run_id

@@ -5,7 +5,7 @@ What is asked (the question), of whom (a named council, or ad-hoc model names), 
 and its parameters, the tier), and per-call overrides of the council's rules (timeout,
 quorum). How the run is executed — the settings, the database, keys, the event sink, the run id
 — is not part of it: keys never are (a request is stored with its job), and the rest belongs to
-the caller. `check` normalises a request against the settings and refuses a bad one before
+the caller. `min_confidence` asks for abstention below that confidence (calibration.py). `check` normalises a request against the settings and refuses a bad one before
 anything is stored; jobs store `model_dump()` and rebuild it with `model_validate`.
 """
 
@@ -33,6 +33,10 @@ class AskRequest(BaseModel):
     timeout: float | None = Field(default=None, gt=0, description="Seconds per member call, overriding the council's.")
     quorum: int | None = Field(default=None, ge=1, description="Members that must answer, overriding the council's.")
     tier: Tier = Field(default="quick", description="quick: runs now; deep: a queued background job.")
+    min_confidence: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Below this confidence (calibrated, else raw) the verdict abstains: 'not sure' and the competing answers.",
+    )
 
     def check(self, settings: "Settings", registry: "Registry | None" = None) -> "AskRequest":
         """The normalised request, or the `InputError` / `ConfigError` that refuses it: the

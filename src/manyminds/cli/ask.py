@@ -40,11 +40,15 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--deep", is_flag=True, help="Queue a deep run (review and revision rounds) for a worker; print its id.")
 @click.option("--collection", help="Check the answer's claims against this document collection (manyminds docs add).")
 @click.option("--strategy", "strategy_name", help="How the council works: council (default), crosscheck, deep, …")
-def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name) -> None:  # noqa: ANN001
+@click.option("--min-confidence", type=click.FloatRange(min=0, max=1, min_open=True),
+              help="Below this confidence (calibrated, else raw; 0 < X <= 1) answer 'not sure' with the competing answers.")
+def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name, min_confidence) -> None:  # noqa: ANN001
     """Ask the council QUESTION (or read it from stdin).
 
     Every member answers concurrently; their answers are compared, a chair writes one answer
-    with a confidence derived from the members' agreement, and the run is stored.
+    with a confidence derived from the members' agreement (calibrated when `manyminds eval
+    calibrate` fitted this council), and the run is stored. With --min-confidence X the verdict
+    abstains below X: "not sure", with the competing answers and their shares (exit code 0).
     """
     from ..api import open_recorder, record_failure
     from ..errors import ManymindsError
@@ -62,7 +66,7 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
     # Unvalidated on purpose: the pipeline refuses a bad question with a stored, precise error.
     request = AskRequest.model_construct(
         question=question_text, council=council_name, models=list(models) or None, timeout=timeout, quorum=quorum,
-        tier="deep" if deep else "quick", **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
+        tier="deep" if deep else "quick", min_confidence=min_confidence, **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
     )
     if deep:
         _submit_deep(request, as_json, no_store)

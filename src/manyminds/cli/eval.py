@@ -2,7 +2,7 @@
 
     manyminds eval run -d strategyqa -s all --limit 100 --seed 0      # stored as it goes
     manyminds eval run --resume ID                                    # after a crash or kill -9
-    manyminds eval list | show ID | report ID --out DIR | fetch all | fit-trust ID…
+    manyminds eval list | show ID | report ID --out DIR | fetch all | fit-trust ID… | calibrate ID…
 
 Progress goes to stderr (a bar with ETA and running accuracy in a terminal, a line every few
 seconds otherwise), so `--json` output on stdout stays clean.
@@ -375,3 +375,38 @@ def eval_fit_trust(run_ids: tuple[str, ...], dry_run: bool, as_json: bool) -> No
     for line in outcome["rule"]["sentences"]:
         click.echo(line)
     click.echo(f"Written to {outcome['path']}" if outcome.get("path") else "Dry run: nothing written.")
+
+
+@eval_group.command("calibrate")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("-s", "--strategy", default="council", show_default=True, help="Whose confidence to calibrate.")
+@click.option("--method", type=click.Choice(["auto", "logistic", "isotonic"]), default="auto", show_default=True,
+              help="auto: the lower out-of-fold log loss.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write this file instead of calibration.json in the user dir.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def eval_calibrate(run_ids: tuple[str, ...], strategy: str, method: str, out_path: Path | None, as_json: bool) -> None:
+    """Fit a calibrator (the probability a verdict is right, from its signals) on the runs'
+    stored results of STRATEGY, scored out of fold; save it in calibration.json for that council."""
+    from ..errors import ManymindsError
+    from ..eval.calibrate import fit_and_save
+
+    try:
+        outcome = fit_and_save(list(run_ids), strategy, method, out=out_path)
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        echo_json(outcome)
+        return
+    m = outcome["metrics"]
+    datasets = ", ".join(f"{d} {n}" for d, n in outcome["datasets"].items())
+    click.echo(f"Training data: {outcome['items']} labelled items of {outcome['strategy']!r} ({outcome['right']} right) "
+               f"from run(s) {', '.join(outcome['runs'])}; datasets: {datasets}.")
+    click.echo(f"Method: {outcome['method']} (features: {', '.join(outcome['features'])}); out of fold, two halves by item id:")
+    click.echo(f"  {'':<22} {'AUROC':>7} {'ECE':>7} {'Brier':>7} {'log loss':>9}")
+    rows = [("raw confidence", m["before"])] + [(f"{k}{' (chosen)' if k == outcome['method'] else ''}", v)
+                                                 for k, v in m["out_of_fold"].items()]  # fmt: skip
+    for name, s in rows:
+        cells = [("n/a" if s[k] is None else f"{s[k]:.3f}") for k in ("auroc", "ece", "brier", "log_loss")]
+        click.echo(f"  {name:<22} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7} {cells[3]:>9}")
+    click.echo(f"Saved for council {outcome['council']!r} (strategy {outcome['strategy']!r}) in {outcome['path']}")

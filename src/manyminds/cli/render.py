@@ -120,15 +120,22 @@ def render_verdict(verdict: Verdict) -> Any:
         agreement = claims_table(verdict)
 
     body = Text()
-    body.append(verdict.answer + "\n\n")
-    if _explains(verdict):
-        body.append(verdict.explanation + "\n\n", style="italic")
+    if verdict.abstained:
+        body.append("NOT SURE", style="bold yellow")
+        body.append(" — the confidence is below the minimum asked for; competing answers:\n")
+        for a in verdict.alternatives:
+            body.append(f"  • {a.answer!r}: {', '.join(a.members) or 'the chair'} ({a.share:.0%})\n")
+        body.append("\n")
+    else:
+        body.append(verdict.answer + "\n\n")
+        if _explains(verdict):
+            body.append(verdict.explanation + "\n\n", style="italic")
     if verdict.short_answer and verdict.short_answer != verdict.answer:
         body.append("Short answer: ", style="bold")
         body.append(verdict.short_answer + "\n")
-    body.append(f"Confidence {verdict.confidence:.0%}", style="bold")
+    body.append(f"Confidence {verdict.confidence:.0%} ({confidence_kind(verdict)})", style="bold")
     body.append(f" — {verdict.confidence_explanation}\n", style="dim")
-    if verdict.dissent:
+    if verdict.dissent and not verdict.abstained:
         body.append("\nDissent:\n", style="bold")
         for d in verdict.dissent:
             body.append(f"  • {d.answer!r}: {', '.join(d.members)} ({d.share:.0%})\n")
@@ -210,13 +217,17 @@ def _explains(verdict: Verdict) -> bool:
 
 def plain_verdict(verdict: Verdict) -> str:
     """The verdict as plain text, for pipes and files."""
-    lines = [f"Answer: {verdict.answer}"]
-    if _explains(verdict):
-        lines.append(f"Explanation: {verdict.explanation}")
+    if verdict.abstained:
+        lines = [f"Answer: NOT SURE. {verdict.answer}", "Competing answers:"]
+        lines += [f"  - {a.answer}: {', '.join(a.members) or 'the chair'} ({a.share:.0%})" for a in verdict.alternatives]
+    else:
+        lines = [f"Answer: {verdict.answer}"]
+        if _explains(verdict):
+            lines.append(f"Explanation: {verdict.explanation}")
     if verdict.short_answer and verdict.short_answer != verdict.answer:
         lines.append(f"Short answer: {verdict.short_answer}")
-    lines.append(f"Confidence: {verdict.confidence:.2f} ({verdict.confidence_explanation})")
-    if verdict.dissent:
+    lines.append(f"Confidence: {verdict.confidence:.2f}, {confidence_kind(verdict)} ({verdict.confidence_explanation})")
+    if verdict.dissent and not verdict.abstained:
         lines.append("Dissent:")
         lines += [f"  - {d.answer}: {', '.join(d.members)} ({d.share:.0%})" for d in verdict.dissent]
     lines += plain_claims(verdict)
@@ -229,6 +240,15 @@ def plain_verdict(verdict: Verdict) -> str:
             lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
     lines += plain_footer(verdict)
     return "\n".join(lines)
+
+
+def confidence_kind(verdict: Verdict) -> str:
+    """"calibrated (logistic, 120 items; raw 0.67)" or "uncalibrated"."""
+    if not getattr(verdict, "calibrated", False):
+        return "uncalibrated"
+    c = verdict.calibration or {}
+    raw = f"; raw {verdict.confidence_raw:.2f}" if verdict.confidence_raw is not None else ""
+    return f"calibrated ({c.get('method', '?')}, {c.get('items', '?')} items{raw})"
 
 
 def run_summary(result, sep: str) -> str:  # noqa: ANN001

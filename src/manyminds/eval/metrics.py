@@ -31,6 +31,8 @@ __all__ = [
     "paired_by_item",
     "paired_lift",
     "reliability_bins",
+    "risk_coverage",
+    "aurc",
     "slices",
     "strategy_stats",
     "summarise",
@@ -142,6 +144,37 @@ def ece(confidences: Sequence[float | None], correct: Sequence[bool], n_bins: in
     return float(sum(b["count"] / total * abs(b["accuracy"] - b["mean_confidence"]) for b in bins if b["count"]))
 
 
+def risk_coverage(confidences: Sequence[float | None], correct: Sequence[bool]) -> list[dict[str, float]]:
+    """Abstaining below a threshold: for each distinct confidence (highest first), the share of
+    items answered at or above it (coverage) and the share of those answered wrongly (risk).
+    Items without a confidence are left out; tied confidences are accepted together."""
+    conf, ok = _with_confidence(confidences, correct)
+    if conf.size == 0:
+        return []
+    order = np.argsort(-conf, kind="mergesort")
+    conf, ok = conf[order], ok[order]
+    points, wrong = [], 0
+    for i in range(conf.size):
+        wrong += int(not ok[i])
+        if i + 1 == conf.size or conf[i + 1] != conf[i]:
+            points.append({"threshold": float(conf[i]), "coverage": (i + 1) / conf.size, "risk": wrong / (i + 1)})
+    return points
+
+
+def aurc(confidences: Sequence[float | None], correct: Sequence[bool]) -> float | None:
+    """Area under the risk–coverage curve: the mean over k = 1…N of the risk when the k most
+    confident answers are kept (ties kept together, each at its group's risk). Lower is better;
+    with no signal it is the error rate. None when no item has a confidence."""
+    points = risk_coverage(confidences, correct)
+    if not points:
+        return None
+    area, previous = 0.0, 0.0
+    for p in points:
+        area += (p["coverage"] - previous) * p["risk"]
+        previous = p["coverage"]
+    return float(area)
+
+
 def confidently_wrong_rate(
     confidences: Sequence[float | None], correct: Sequence[bool], threshold: float = CONFIDENT
 ) -> float:
@@ -215,6 +248,7 @@ def strategy_stats(
         "ci_high": high,
         "auroc": auroc(conf, ok) if conf.size else None,
         "ece": ece(confidences, correct, n_bins),
+        "aurc": aurc(confidences, correct),
         "confidently_wrong": confidently_wrong_rate(confidences, correct, threshold),
         "n_confidence": int(conf.size),
         "n_errors": sum(1 for r in records if r.error),

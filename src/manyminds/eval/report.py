@@ -22,19 +22,22 @@ from .metrics import (
     CONFIDENT,
     LEVEL,
     N_BOOT,
+    aurc,
     paired_by_item,
     paired_lift,
     reliability_bins,
+    risk_coverage,
     slices,
     summarise,
 )
 from .records import ItemResult
 
-__all__ = ["RELIABILITY_PNG", "REPORT_MD", "SUMMARY_JSON", "TOKENS_PNG", "lifts", "write_report"]
+__all__ = ["RELIABILITY_PNG", "REPORT_MD", "RISK_COVERAGE_PNG", "SUMMARY_JSON", "TOKENS_PNG", "lifts", "write_report"]
 
 REPORT_MD = "report.md"
 RELIABILITY_PNG = "reliability.png"
 TOKENS_PNG = "accuracy_tokens.png"
+RISK_COVERAGE_PNG = "risk_coverage.png"
 SUMMARY_JSON = "summary.json"
 SINGLE_PREFIX = "single:"
 TABLE_HEAD = "| Strategy | n | Accuracy [95% CI] | AUROC | ECE | Confidently wrong | Tokens/q | Cost/q | s/q |"
@@ -67,6 +70,7 @@ def write_report(
     figures = {
         "reliability": _reliability_figure(results, out / RELIABILITY_PNG),
         "tokens": _tokens_figure(summary[first_slice], out / TOKENS_PNG, first_slice),
+        "risk_coverage": _risk_coverage_figure(results, out / RISK_COVERAGE_PNG),
     }
     text = _markdown(results, summary, lift_rows, figures, title=title, meta=meta, n_boot=n_boot)
     path = out / REPORT_MD
@@ -167,6 +171,7 @@ def _markdown(
                 f"| {_num(s['auroc'])} | {_num(s['ece'])} | {_pct(s['confidently_wrong'])} "
                 f"| {s['tokens_per_q']:.0f} | {_cost(s['cost_per_q'])} | {s['seconds_per_q']:.2f} |"
             )
+    lines += risk_coverage_section(results, summary)
     lines += ["", "## Lift"]
     if not lift_rows:
         lines.append("")
@@ -186,7 +191,63 @@ def _markdown(
     else:
         lines += ["No strategy reported confidences, so there is no reliability diagram.", ""]
     lines += [f"![Accuracy against tokens per question]({figures['tokens']})", ""]
+    if figures.get("risk_coverage"):
+        lines += [f"![Risk against coverage]({figures['risk_coverage']})", ""]
     return "\n".join(lines)
+
+
+COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+def risk_coverage_section(results: Sequence[ItemResult], summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Abstention (`--min-confidence`): the error rate among the answers kept when the least
+    confident are withheld, at fixed coverages, and the area under that curve (AURC), per
+    strategy on all items."""
+    by_strategy: dict[str, list[ItemResult]] = {}
+    for r in results:
+        by_strategy.setdefault(r.strategy, []).append(r)
+    shown = {s: rs for s, rs in by_strategy.items() if any(r.confidence is not None for r in rs)}
+    lines = ["", "## Risk against coverage (abstention)", ""]
+    if not shown:
+        return lines + ["No strategy reported confidences, so there is no risk–coverage curve."]
+    lines += ["Keeping only the most confident answers (the rest abstain): the share of kept answers that are wrong "
+              "at each coverage, and AURC, the area under that curve (lower is better; without any signal it equals "
+              "the error rate). Tied confidences are kept or withheld together, so a coverage is the nearest reachable "
+              "one at or above the column's.", "",
+              "| Strategy | n | AURC | Error rate | " + " | ".join(f"risk @ {c:.0%}" for c in COVERAGES) + " |",
+              "|---|---:|---:|---:|" + "---:|" * len(COVERAGES)]  # fmt: skip
+    for name, rs in shown.items():
+        conf, right = [r.confidence for r in rs], [r.correct for r in rs]
+        points = risk_coverage(conf, right)
+        cells = []
+        for c in COVERAGES:
+            p = next((p for p in points if p["coverage"] >= c - 1e-9), None)
+            cells.append("n/a" if p is None else f"{p['risk']:.1%} ({p['coverage']:.0%})")
+        n = sum(x is not None for x in conf)
+        errors = 1 - sum(r for r, x in zip(right, conf) if x is not None) / n
+        lines.append(f"| {_md(name)} | {n} | {aurc(conf, right):.3f} | {errors:.1%} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _risk_coverage_figure(results: Sequence[ItemResult], path: Path) -> str | None:
+    by_strategy: dict[str, list[ItemResult]] = {}
+    for r in results:
+        by_strategy.setdefault(r.strategy, []).append(r)
+    shown = {s: rs for s, rs in by_strategy.items() if any(r.confidence is not None for r in rs)}
+    if not shown:
+        return None
+    fig, (ax,) = _canvas(7, 5)
+    for name, rs in shown.items():
+        conf, right = [r.confidence for r in rs], [r.correct for r in rs]
+        points = risk_coverage(conf, right)
+        ax.step([p["coverage"] for p in points], [p["risk"] for p in points], where="post", marker="o", markersize=3,
+                label=f"{name} (AURC {aurc(conf, right):.3f})")  # fmt: skip
+    ax.set(xlim=(0, 1.02), ylim=(0, 1), xlabel="coverage (share of items answered)",
+           ylabel="risk (share of answered items wrong)", title="Risk against coverage (all items)")  # fmt: skip
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path.name
 
 
 def _flags(summary: dict[str, dict[str, dict[str, Any]]], lift_rows: list[dict[str, Any]], default: Any) -> list[str]:

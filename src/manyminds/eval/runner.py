@@ -265,6 +265,11 @@ class EvalRunner:
             except Exception as exc:  # noqa: BLE001 - an ungradable answer is wrong, never a crash
                 correct, method, grade_error, parsed = False, "error", f"{type(exc).__name__}: {exc}", None
         extra: dict[str, Any] = {"calls": tally.calls, "cached_calls": tally.cached, "parsed": parsed, "params": params}
+        if verdict is not None and planned.strategy != "single":
+            from ..calibration import features
+
+            # What `eval calibrate` fits on: exactly what ask time computes from the verdict.
+            extra["features"] = features(verdict, seat.weights)
         if planned.trust and params is not None:
             extra["weights"] = self._weights_for(item)
         if self.judge_model is not None and verdict is not None and self._judged(item):

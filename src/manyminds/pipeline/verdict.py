@@ -162,6 +162,14 @@ class Review(BaseModel):
     usage: UsageOut = Field(default_factory=UsageOut)
 
 
+class Alternative(BaseModel):
+    """One of the competing answers an abstaining verdict lists instead of an answer."""
+
+    answer: str
+    members: list[str]
+    share: float  # weight of its members over the weight of all members (the raw confidence's scale)
+
+
 class Verdict(BaseModel):
     run_id: str
     question: str
@@ -187,3 +195,12 @@ class Verdict(BaseModel):
     # Prose that explains a short answer: the chair's, when it gives the voted answer and adds
     # nothing no supporting member said; else the winning member's own text.
     explanation: str | None = None
+    # calibration.py: `confidence` is the calibrated probability when `calibrated`, and
+    # `confidence_raw` the agreement share it was computed from (None: never calibrated).
+    confidence_raw: float | None = None
+    calibrated: bool = False
+    calibration: dict[str, Any] | None = None  # {method, fitted_at, items}
+    # Abstention (--min-confidence): "not sure", the competing answers, the answer withheld.
+    abstained: bool = False
+    alternatives: list[Alternative] = Field(default_factory=list)
+    withheld_answer: str | None = None
