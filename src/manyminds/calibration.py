@@ -23,7 +23,6 @@ is None, never 0: the logistic fit gives it its own indicator (`missing`) and a 
 
 from __future__ import annotations
 
-import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -149,15 +148,9 @@ class CalibrationFileError(ValueError):
 
 def read_calibration_file(path: Path) -> dict[str, Any]:
     """The parsed file ({"version": 1, "councils": {}} when it does not exist)."""
-    if not path.exists():
-        return {"version": 1, "councils": {}}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CalibrationFileError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("councils"), dict):
-        raise CalibrationFileError(f"{path} is not a manyminds calibration file (no \"councils\" object)")
-    return data
+    from .councilfile import read_council_file
+
+    return read_council_file(path, "calibration", CalibrationFileError)
 
 
 def check_entry(entry: Any, where: str) -> dict[str, Any]:

@@ -45,16 +45,9 @@ def trust_path() -> Path:
 
 
 def read_trust_file(path: Path | None = None) -> dict[str, Any]:
-    path = path or trust_path()
-    if not path.exists():
-        return {"version": 1, "councils": {}}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read the trust file {path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("councils"), dict):
-        raise InputError(f"The trust file {path} is not a manyminds trust file (no \"councils\" object).")
-    return data
+    from .councilfile import read_council_file
+
+    return read_council_file(path or trust_path(), "trust", InputError)
 
 
 def learned_trust(council: "Council", path: Path | None = None) -> dict[str, Any] | None:

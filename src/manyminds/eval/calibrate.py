@@ -13,9 +13,6 @@ confidence; if any training row lacks features, the logistic fit uses the confid
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -220,17 +217,9 @@ def save_calibration(council: Any, strategy: str, entry: dict[str, Any], runs: l
     slot["council"] = council.name
     slot["members"] = [[m.name, m.model.name] for m in council.members]
     slot["strategies"][strategy] = {**entry, "runs": runs}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from ..councilfile import write_council_file
+
+    return write_council_file(path, data)
 
 
 def fit_and_save(run_ids: list[str], strategy: str = "council", method: str = "auto", *, out: Path | None = None) -> dict[str, Any]:

@@ -37,7 +37,6 @@ database; the evidence stays in the database and the file names the runs it came
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -299,7 +298,6 @@ def save_trust(council: Council, table: dict[str, Any], rule: dict[str, Any] | N
         "table": table,
         "default": {"strategy": rule["chosen"], "sentences": rule["sentences"]} if rule else None,
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)  # never a half-written file
-    return path
+    from ..councilfile import write_council_file
+
+    return write_council_file(path, data)
