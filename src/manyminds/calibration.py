@@ -67,7 +67,9 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
     margin         that share minus the runner-up cluster's share (the share itself if alone)
     clusters       how many clusters the answers formed
     answered       the share of members that answered
-    chair_matched  1 if the chair's answer matched a cluster, 0 if not; None without a chair
+    chair_matched  1 if the chair's text gave the winning answer and was kept as its explanation
+                   (where the vote chooses), or matched a cluster (where the chair decides);
+                   0 if not; None without a chair
     lead_weight    the heaviest trust weight among the winning cluster's members; None if unknown
     token_prob     mean token probability of the winning cluster's members, where the
                    endpoints returned it (`MemberAnswer.signals`); None otherwise
@@ -80,7 +82,12 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
     runner_up = max((d.share for d in verdict.dissent), default=0.0)
     members = verdict.members
     chair = verdict.chair
-    chair_matched = None if chair is None or chair.status != "ok" else float(cluster is not None)
+    if chair is None or chair.status != "ok":
+        chair_matched = None
+    elif getattr(verdict, "explanation", None) is not None:  # the vote chose; did the chair's text stand?
+        chair_matched = float(verdict.explanation == chair.text)
+    else:  # the chair's text decided (council-rank, MoA): did it give a member's answer?
+        chair_matched = float(cluster is not None)
     supporters = [a for a in members if cluster is not None and a.member in cluster.members]
     lead = None
     if cluster is not None and weights:
