@@ -87,6 +87,15 @@ class SearchSettings(BaseModel):
     key_env: str | None = None  # environment variable holding its key, if it needs one
 
 
+class PriceSettings(BaseModel):
+    """`[prices."provider/model"]` (or `"provider/*"`): USD per million tokens. Wins over the
+    table shipped in the package (data/prices.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class CouncilSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     members: list[MemberSettings]
@@ -124,6 +133,7 @@ class Settings(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     search: dict[str, SearchSettings] = Field(default_factory=dict)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
 
     def council(self, name: str | None = None) -> tuple[str, CouncilSettings]:
         name = name or self.default_council

@@ -27,13 +27,13 @@ BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 # The Messages API requires max_tokens; used when the caller sets none.
 DEFAULT_MAX_TOKENS = 4096
 
-# model id -> (input USD/Mtok, output USD/Mtok, context window), standard tier
-KNOWN_MODELS: dict[str, tuple[float, float, int]] = {
-    "claude-sonnet-4-5": (3.00, 15.00, 200_000),
-    "claude-haiku-4-5": (1.00, 5.00, 200_000),
-    "claude-opus-4-1": (15.00, 75.00, 200_000),
-    "claude-sonnet-4-0": (3.00, 15.00, 200_000),
-    "claude-3-5-haiku-latest": (0.80, 4.00, 200_000),
+# model id -> context window. Prices are in data/prices.json (prices.py).
+KNOWN_MODELS: dict[str, int] = {
+    "claude-sonnet-4-5": 200_000,
+    "claude-haiku-4-5": 200_000,
+    "claude-opus-4-1": 200_000,
+    "claude-sonnet-4-0": 200_000,
+    "claude-3-5-haiku-latest": 200_000,
 }
 
 
@@ -162,14 +162,12 @@ class AnthropicModel(SDKModel):
 
 
 def _factory(model_id: str, key: str | None = None, settings: Any = None) -> AnthropicModel:
-    in_price, out_price, window = KNOWN_MODELS.get(model_id, (None, None, None))
+    window = KNOWN_MODELS.get(model_id)
     return AnthropicModel(
         model_id,
         api_key=resolve_key(PROVIDER, key, KEY_ENV),
         base_url=os.environ.get(BASE_URL_ENV) or None,
         context_window=window,
-        input_price_per_mtok=in_price,
-        output_price_per_mtok=out_price,
     )
 
 

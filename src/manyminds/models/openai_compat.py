@@ -285,8 +285,8 @@ class BuiltinProvider:
     base_url: str
     key_env: str | None
     description: str
-    # model id -> (input USD/Mtok, output USD/Mtok, context window); None where unknown
-    models: dict[str, tuple[float | None, float | None, int | None]] = field(default_factory=dict)
+    # model id -> context window (None where unknown). Prices are in data/prices.json (prices.py).
+    models: dict[str, int | None] = field(default_factory=dict)
     needs_key: bool = True
     max_concurrency: int = 8
     supports_json: bool = True
@@ -294,74 +294,72 @@ class BuiltinProvider:
     # Whether the endpoint returns token logprobs when asked. Off where it is unknown or
     # differs per model behind the endpoint (a refusal is retried without them anyway).
     supports_logprobs: bool = False
-    # Prices for ids not in `models` (local servers cost nothing per token).
-    default_price: tuple[float, float] | None = None
 
     @property
     def base_url_env(self) -> str:
         return f"{self.name.upper().replace('-', '_')}_BASE_URL"
 
 
-# Prices as published by each provider (USD per million tokens, standard tier); they drift,
-# so unknown or unlisted models stay None ("unknown"), never 0.
+# The built-in endpoints. Prices per model are in data/prices.json (prices.py), not here;
+# a model without an entry there has an unknown cost (None), never 0.
 BUILTIN_PROVIDERS: list[BuiltinProvider] = [
     BuiltinProvider(
         "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "OpenAI",
-        {"gpt-4o-mini": (0.15, 0.60, 128_000), "gpt-4o": (2.50, 10.00, 128_000),
-         "gpt-4.1-mini": (0.40, 1.60, 1_047_576), "gpt-4.1-nano": (0.10, 0.40, 1_047_576),
-         "gpt-4.1": (2.00, 8.00, 1_047_576)},
+        {"gpt-4o-mini": 128_000, "gpt-4o": 128_000,
+         "gpt-4.1-mini": 1_047_576, "gpt-4.1-nano": 1_047_576,
+         "gpt-4.1": 1_047_576},
         max_tokens_field="max_completion_tokens", supports_logprobs=True,
     ),
     BuiltinProvider(
         "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "OpenRouter (many vendors, one key)",
-        {"openai/gpt-4o-mini": (0.15, 0.60, 128_000), "google/gemini-2.5-flash": (0.30, 2.50, 1_048_576),
-         "anthropic/claude-sonnet-4": (3.00, 15.00, 200_000),
-         "meta-llama/llama-3.3-70b-instruct": (None, None, 131_072)},
+        {"openai/gpt-4o-mini": 128_000, "google/gemini-2.5-flash": 1_048_576,
+         "anthropic/claude-sonnet-4": 200_000,
+         "meta-llama/llama-3.3-70b-instruct": 131_072},
     ),
     BuiltinProvider(
         "gemini", "https://generativelanguage.googleapis.com/v1beta/openai/", "GEMINI_API_KEY",
         "Google Gemini (OpenAI-compatible endpoint)",
-        {"gemini-2.5-flash": (0.30, 2.50, 1_048_576), "gemini-2.5-flash-lite": (0.10, 0.40, 1_048_576),
-         "gemini-2.5-pro": (1.25, 10.00, 1_048_576)},
+        {"gemini-2.5-flash": 1_048_576, "gemini-2.5-flash-lite": 1_048_576,
+         "gemini-2.5-pro": 1_048_576},
         max_concurrency=4,
     ),
     BuiltinProvider(
         "perplexity", "https://api.perplexity.ai", "PERPLEXITY_API_KEY", "Perplexity (answers with web search)",
-        {"sonar": (1.00, 1.00, 127_072), "sonar-pro": (3.00, 15.00, 200_000)},
+        {"sonar": 127_072, "sonar-pro": 200_000},
         max_concurrency=4,
     ),
     BuiltinProvider(
         "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "Groq",
-        {"llama-3.1-8b-instant": (0.05, 0.08, 131_072), "llama-3.3-70b-versatile": (0.59, 0.79, 131_072)},
+        {"llama-3.1-8b-instant": 131_072, "llama-3.3-70b-versatile": 131_072},
         max_concurrency=4,
     ),
     BuiltinProvider(
         "deepseek", "https://api.deepseek.com", "DEEPSEEK_API_KEY", "DeepSeek",
-        {"deepseek-chat": (None, None, 128_000), "deepseek-reasoner": (None, None, 128_000)},
+        {"deepseek-chat": 128_000, "deepseek-reasoner": 128_000},
         max_concurrency=4,
         supports_json=False,  # json_object only, no json_schema: the schema goes in the prompt
     ),
     BuiltinProvider(
         "ollama", "http://127.0.0.1:11434/v1", None, "Ollama on this machine",
-        {"llama3.2": (0.0, 0.0, None), "qwen2.5": (0.0, 0.0, None)},
-        needs_key=False, max_concurrency=2, default_price=(0.0, 0.0),
+        {"llama3.2": None, "qwen2.5": None},
+        needs_key=False, max_concurrency=2,
     ),
     BuiltinProvider(
         "vllm", "http://127.0.0.1:8000/v1", None, "a vLLM server (VLLM_BASE_URL)",
-        {"Qwen/Qwen2.5-7B-Instruct": (0.0, 0.0, 32_768)},
-        needs_key=False, max_concurrency=16, default_price=(0.0, 0.0), supports_logprobs=True,
+        {"Qwen/Qwen2.5-7B-Instruct": 32_768},
+        needs_key=False, max_concurrency=16, supports_logprobs=True,
     ),
     BuiltinProvider(
         "llamacpp", "http://127.0.0.1:8080/v1", None, "a llama.cpp server (llama-server)",
-        {"default": (0.0, 0.0, None)},
-        needs_key=False, max_concurrency=2, default_price=(0.0, 0.0), supports_logprobs=True,
+        {"default": None},
+        needs_key=False, max_concurrency=2, supports_logprobs=True,
     ),
 ]  # fmt: skip
 
 
 def _builtin_factory(spec: BuiltinProvider):  # noqa: ANN202 - a ModelFactory
     def factory(model_id: str, key: str | None = None, settings: Any = None) -> OpenAICompatModel:
-        in_price, out_price, window = spec.models.get(model_id, (*(spec.default_price or (None, None)), None))
+        window = spec.models.get(model_id)
         return OpenAICompatModel(
             model_id,
             provider=spec.name,
@@ -373,8 +371,6 @@ def _builtin_factory(spec: BuiltinProvider):  # noqa: ANN202 - a ModelFactory
             supports_json=spec.supports_json,
             max_tokens_field=spec.max_tokens_field,
             supports_logprobs=spec.supports_logprobs,
-            input_price_per_mtok=in_price,
-            output_price_per_mtok=out_price,
         )
 
     return factory

@@ -104,9 +104,12 @@ class Registry:
         provider, model_id = self.split(name)
         spec = self.providers[provider]
         try:
-            return spec.factory(model_id, key=key, settings=self.settings)
+            model = spec.factory(model_id, key=key, settings=self.settings)
         except TypeError as exc:  # a plugin with the wrong factory signature
             raise ConfigError(f"Provider {provider!r} could not build {model_id!r}: {exc}") from None
+        from .prices import apply_price
+
+        return apply_price(model, self.settings)  # one price table for every provider (prices.py)
 
     def all_names(self) -> list[str]:
         names = [f"{p}/{m}" for p, spec in self.providers.items() for m in spec.known_models]

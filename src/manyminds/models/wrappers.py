@@ -2,7 +2,7 @@
 calling a model live here and not at call sites: stages (fan-out, chair, claim extraction,
 pair judging, grounding) just call `model.complete` / `model.stream`.
 
-    Retrying(Limited(model, limiter, cap), retries)     what `Council.build` applies
+    Budgeted(Retrying(Limited(model, limiter, cap), retries))   what `Council.build` applies
     Cached(…, cache)                                    what the eval runner adds on top
 
 - `Limited` holds one of the provider's slots (`ProviderLimiter`) for the length of one
@@ -13,6 +13,9 @@ pair judging, grounding) just call `model.complete` / `model.stream`.
   about each attempt — the fan-out, which reports `member_retry` events and counts attempts —
   wraps its call in `observe(on_retry)`; the observer travels with the task (a context
   variable), so concurrent calls never see each other's.
+- `Budgeted` checks every call against the running question's budget (budget.py: the tracker
+  `run_council` sets in a context variable) before it is made, lowers its `max_tokens` to what
+  is left, cuts it at the deadline and charges what it used; without a budget it only forwards.
 - `Cached` answers deterministic calls from a `CompletionCache` (the eval runner's, persisted
   per run), reporting the original call's usage so token counts stay as if uncached.
 
@@ -29,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Protocol
 
+from .. import budget
 from ..errors import ModelError
 from .base import Chunk, Completion, Message, Model, ModelOptions, Usage
 from .retry import ProviderLimiter, RetryHook, backoff_delay, call_with_retries
@@ -192,6 +196,61 @@ class Retrying(ModelWrapper):
                 await self._failed(attempt, err)
 
 
+# --- budgeted ------------------------------------------------------------------------------
+
+
+class Budgeted(ModelWrapper):
+    """Every call asks the current `BudgetTracker` (if any) first and charges it after.
+    Outside the retries, so a retried call is checked once and charged for what it returned."""
+
+    async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
+        tracker = budget.current.get()
+        if tracker is None:
+            return await self.inner.complete(messages, options)
+        options, *reserved = tracker.before_call(self, messages, options)
+        try:
+            completion = await _until_deadline(tracker, self, self.inner.complete(messages, options))
+            tracker.charge(self, completion.usage)
+            return completion
+        finally:
+            tracker.release(tuple(reserved))  # type: ignore[arg-type]
+
+    async def stream(self, messages: list[Message], options: ModelOptions | None = None) -> AsyncIterator[Chunk]:
+        tracker = budget.current.get()
+        if tracker is None:
+            async for chunk in self.inner.stream(messages, options):
+                yield chunk
+            return
+        options, *reserved = tracker.before_call(self, messages, options)
+        chunks = self.inner.stream(messages, options).__aiter__()
+        try:
+            while True:
+                try:
+                    # The deadline covers each wait for the next chunk, never our caller's work.
+                    chunk = await _until_deadline(tracker, self, chunks.__anext__())
+                except StopAsyncIteration:
+                    return
+                if chunk.completion is not None:
+                    tracker.charge(self, chunk.completion.usage)
+                yield chunk
+        finally:
+            tracker.release(tuple(reserved))  # type: ignore[arg-type]
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _until_deadline(tracker: "budget.BudgetTracker", model: Model, awaitable: Awaitable[Any]) -> Any:
+    left = tracker.seconds_left()
+    if left is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(max(left, 0.0)) as scope:
+            return await awaitable
+    except TimeoutError:
+        if scope.expired():
+            raise tracker.cut_at_deadline(model) from None
+        raise
+
+
 # --- cached ---------------------------------------------------------------------------------
 
 
@@ -222,11 +281,13 @@ class Cached(ModelWrapper):
 
 def wrap_for_council(model: Model, *, limiter: ProviderLimiter, limit: int, retries: int) -> Model:
     """The wrappers every council model gets, in the order that matters: a slot per attempt
-    (inside), retries around it (outside, so no slot is held during a backoff wait)."""
-    return Retrying(Limited(model, limiter, limit), retries)
+    (inside), retries around it (so no slot is held during a backoff wait), the budget outside
+    (a call is checked and charged once, whatever its retries)."""
+    return Budgeted(Retrying(Limited(model, limiter, limit), retries))
 
 
 __all__ = [
+    "Budgeted",
     "Cached",
     "CallObserver",
     "CompletionCache",

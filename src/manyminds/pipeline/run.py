@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..errors import ManymindsError
+from ..budget import Budget, BudgetLimited, BudgetTracker, limit_sentence
+from ..budget import current as current_budget
+from ..errors import ManymindsError, QuorumNotMet
 from ..models.base import Usage
 from .council import Council, validate_question
 from .events import Event, EventSink, fan_events, ignore_event
@@ -111,6 +113,8 @@ class RunContext:
     emit: EventSink
     extra_usage: list[UsageOut] = field(default_factory=list)  # calls outside the member answers
     extra_costs: list[float | None] = field(default_factory=list)
+    # What the run may still spend (budget.py); the council's `Budgeted` wrapper charges it.
+    budget: BudgetTracker | None = None
 
     def fanout(self, stage: str = "fan_out") -> FanOut:
         return FanOut(timeout=self.council.settings.timeout, emit=self.emit, run_id=self.run_id, stage=stage)
@@ -174,6 +178,30 @@ def build_verdict(
     )
 
 
+async def _run_within_budget(chosen: "Strategy", ctx: RunContext) -> Verdict:
+    """The strategy's run with the budget tracker current (so every wrapped model call is
+    checked and charged); a budget that stopped the run is written into the verdict, or turns
+    a missed quorum into `BudgetLimited`."""
+    tracker = ctx.budget
+    if tracker is None:
+        return await chosen.run(ctx)
+    token = current_budget.set(tracker)
+    try:
+        verdict = await chosen.run(ctx)
+    except QuorumNotMet as exc:
+        if tracker.hit is None:
+            raise
+        raise BudgetLimited(tracker.report() or {}, f"The run stopped on its budget before the quorum was met "
+                            f"({exc.answered} of {exc.quorum} members answered).") from exc  # fmt: skip
+    finally:
+        current_budget.reset(token)
+    report = tracker.report()
+    if report is not None:
+        verdict.budget_limited = report
+        verdict.warnings.insert(0, f"Budget-limited: the verdict is built from what was done in budget. {limit_sentence(report)}")
+    return verdict
+
+
 def total_usage(usages: list[UsageOut]) -> UsageOut:
     total = UsageOut()
     for u in usages:
@@ -205,14 +233,19 @@ async def run_council(
     recorder: Recorder | None = None,
     emit: EventSink = ignore_event,
     run_id: str | None = None,
+    budget: Budget | BudgetTracker | None = None,
 ) -> Verdict:
     """Ask the council one question with a strategy (default: the council's fan-out → compare
     → synthesize). Raises `InputError`, `QuorumNotMet`, …; the run is stored (as failed or
     incomplete) before any error leaves this function. `run_id` fixes the run's id in advance
-    (a ULID), for callers that hand it out before the run ends."""
+    (a ULID), for callers that hand it out before the run ends. `budget` limits what the run
+    may spend (a `BudgetTracker` is shared with other runs, e.g. an eval run's): a run that hits
+    it ends with what it has, its verdict marked `budget_limited`, or raises `BudgetLimited`
+    when too few members answered."""
     from ..strategies.base import get_strategy
 
     recorder = recorder or NullRecorder()
+    tracker = budget if isinstance(budget, BudgetTracker) else (BudgetTracker(budget) if budget is not None else None)
     started = time.perf_counter()
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     strategy_name = strategy if isinstance(strategy, str) else strategy.name
@@ -220,7 +253,7 @@ async def run_council(
         question if isinstance(question, str) else repr(question),
         council.name,
         members=[m.name for m in council.members],
-        settings_snapshot=council.describe(),
+        settings_snapshot={**council.describe(), **({"budget": tracker.budget.model_dump(exclude_none=True)} if tracker else {})},
         strategy=strategy_name,
         run_id=run_id,
     )
@@ -231,8 +264,10 @@ async def run_council(
         chosen = get_strategy(strategy, params) if isinstance(strategy, str) else strategy
         question = validate_question(question)
         check_context(question, council.members)
-        ctx = RunContext(question, council, run_id, watch, sink)
-        verdict = await chosen.run(ctx)
+        if tracker is not None:
+            tracker.precheck(question, council.members, council.chair_model)
+        ctx = RunContext(question, council, run_id, watch, sink, budget=tracker)
+        verdict = await _run_within_budget(chosen, ctx)
         verdict.timings["total"] = round(time.perf_counter() - started, 4)
         verdict.created_at = created_at
         recorder.finish(run_id, verdict)

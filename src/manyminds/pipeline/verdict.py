@@ -204,3 +204,6 @@ class Verdict(BaseModel):
     abstained: bool = False
     alternatives: list[Alternative] = Field(default_factory=list)
     withheld_answer: str | None = None
+    # budget.py: set when a budget (--max-cost/--max-tokens/--max-seconds) stopped the run —
+    # {budget, limit, budget_set, spent: {tokens, cost_usd, seconds}, cut: [models not answered]}.
+    budget_limited: dict[str, Any] | None = None

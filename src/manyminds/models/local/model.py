@@ -173,8 +173,6 @@ class LocalModel(OpenAICompatModel):
             context_window=self.spec.ctx_per_slot,
             timeout=timeout,
             supports_json=True,
-            input_price_per_mtok=0.0,
-            output_price_per_mtok=0.0,
         )
 
     @property
