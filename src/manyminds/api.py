@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .budget import Budget
 from .config import Settings, load_settings
 from .errors import InputError, ManymindsError
 from .models.registry import build_registry
@@ -87,6 +88,7 @@ async def run_request(
     strategy, params, learned = request.strategy, request.params, None
     try:
         min_confidence = check_min_confidence(getattr(request, "min_confidence", None))
+        budget = Budget.checked(getattr(request, "budget", None))
         settings = settings or load_settings()
         resolved = resolve_council(
             settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys
@@ -101,7 +103,7 @@ async def run_request(
         finishing = Finishing(recorder, resolved, min_confidence)
         verdict = await run_council(
             request.question, resolved, strategy=strategy, params=params, recorder=finishing,
-            emit=on_event or ignore_event, run_id=run_id,
+            emit=on_event or ignore_event, run_id=run_id, budget=budget,
         )
         finishing.finalise(verdict)  # already done when the recorder stored it; idempotent
         if learned is not None:
@@ -183,6 +185,9 @@ async def aask(
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
     min_confidence: float | None = None,
+    max_cost: float | None = None,
+    max_tokens: int | None = None,
+    max_seconds: float | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
@@ -198,12 +203,17 @@ async def aask(
     the verdict's warnings then say so. With a calibrator for exactly this council and strategy
     (`manyminds eval calibrate`) the confidence is the calibrated probability of being right
     (`confidence_raw` keeps the agreement share); below `min_confidence` the verdict abstains.
-    The run is stored in the user dir's database unless `store=False`; a run that fails is
-    stored too, with its cause.
+    `max_cost` (USD), `max_tokens` (all calls together) and `max_seconds` are the question's
+    budget (budget.py): a run that hits one ends with what it has, `verdict.budget_limited`
+    saying which and how much was spent; one that cannot pay for even one member is refused
+    before any call. The run is stored in the user dir's database unless `store=False`; a run
+    that fails is stored too, with its cause.
     """
+    budget = {"max_cost": max_cost, "max_tokens": max_tokens, "max_seconds": max_seconds}
     request = AskRequest.model_construct(
         question=question, council=council, models=models, strategy=strategy, params=params,
         timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence,
+        budget=budget if any(v is not None for v in budget.values()) else None,
     )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
     return await run_request(
         request, settings=settings, store=store, db_path=db_path, on_event=on_event, keys=keys, run_id=run_id

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -134,6 +135,16 @@ def limit_sentence(report: dict[str, Any]) -> str:
             f"{spent['seconds']:.1f} s spent.{cut}")
 
 
+@dataclass
+class Reservation:
+    """What one call in flight holds of the budget (its prompt, and its output so far or its
+    whole `max_tokens`), so concurrent calls cannot spend the same tokens twice."""
+
+    model: Any
+    tokens: int
+    cost: float
+
+
 class BudgetTracker:
     """What a run has spent against its `Budget`. One tracker may be shared by concurrent runs
     (an eval run's questions); it is used from one event loop, so no locks are needed."""
@@ -196,8 +207,8 @@ class BudgetTracker:
             member, tokens = min(estimates, key=lambda e: e[1])
             if tokens + 1 > b.max_tokens:
                 raise BudgetTooSmall(
-                    f"--max-tokens {b.max_tokens} is too small for even one member: the smallest prompt, member "
-                    f"{member.name!r}'s, is about {tokens} tokens (the model's token estimate of its messages + 16), "
+                    f"--max-tokens {b.max_tokens} is too small for even one member: the smallest prompt (member "
+                    f"{member.name!r}) is about {tokens} tokens (the model's token estimate of its messages + 16), "
                     f"and an answer needs at least one more. Allow at least {tokens + 1} tokens.")  # fmt: skip
         if b.max_cost is not None:
             from .models.base import Usage
@@ -212,8 +223,8 @@ class BudgetTracker:
             member, cost = min(((m, m.model.cost_usd(Usage(t, 1)) or 0.0) for m, t in estimates), key=lambda e: e[1])
             if cost > b.max_cost:
                 raise BudgetTooSmall(
-                    f"--max-cost {b.max_cost:g} is too small for even one member: the cheapest call, member "
-                    f"{member.name!r}'s prompt and one output token at its price, costs about ${cost:.6f}.")  # fmt: skip
+                    f"--max-cost {b.max_cost:g} is too small for even one member: the cheapest call (member "
+                    f"{member.name!r}: its prompt and one output token at its price) costs about ${cost:.6f}.")  # fmt: skip
 
     # --- around each call -------------------------------------------------------------------
     def _refuse(self, kind: BudgetKind, cause: str, model: "Model") -> BudgetExceeded:
@@ -221,9 +232,12 @@ class BudgetTracker:
         self.cut.append(model.name)
         return BudgetExceeded(kind, cause, provider=model.provider, model=model.name)
 
-    def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None") -> tuple["ModelOptions", int, float]:
+    def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None", *,
+                    stream: bool = False) -> tuple["ModelOptions", "Reservation"]:
         """Check a call against what is left and reserve its share. Returns the options to call
-        with (`max_tokens` lowered to fit) and the reservation (tokens, USD) to `release`."""
+        with (`max_tokens` lowered to fit) and the reservation to `release` when it ends. A
+        stream reserves its prompt and grows as its output arrives (`grow`); a plain call
+        reserves its prompt and its whole `max_tokens` up front."""
         from .models.base import ModelOptions, Usage
 
         b = self.budget
@@ -239,7 +253,6 @@ class BudgetTracker:
                 raise self._refuse("tokens", f"the {b.max_tokens}-token budget (--max-tokens) has {max(free, 0)} "
                                    f"tokens left, too few for this prompt of about {prompt}; not called", model)  # fmt: skip
             max_out = min(max_out or free - prompt, free - prompt)
-        cost_reserved = 0.0
         if b.max_cost is not None:
             in_cost, out_one = model.cost_usd(Usage(prompt, 0)), model.cost_usd(Usage(0, 1))
             if in_cost is None or out_one is None:
@@ -254,16 +267,47 @@ class BudgetTracker:
                 max_out = min(max_out or affordable, affordable)
         if max_out is not None and max_out != options.max_tokens:
             options = options.model_copy(update={"max_tokens": max(1, max_out)})
-        reserved_tokens = prompt + (options.max_tokens or 0) if b.max_tokens is not None else 0
-        if b.max_cost is not None:
-            cost_reserved = model.cost_usd(Usage(prompt, options.max_tokens or 0)) or 0.0
-        self.reserved_tokens += reserved_tokens
-        self.reserved_cost += cost_reserved
-        return options, reserved_tokens, cost_reserved
+        held = prompt if stream else prompt + (options.max_tokens or 0)
+        reservation = Reservation(model, 0, 0.0)
+        self._hold(reservation, held)
+        return options, reservation
 
-    def release(self, reserved: tuple[int, float]) -> None:
-        self.reserved_tokens -= reserved[0]
-        self.reserved_cost -= reserved[1]
+    def _hold(self, reservation: "Reservation", tokens: int) -> None:
+        """Add `tokens` (priced as output beyond the first hold) to a call's reservation."""
+        from .models.base import Usage
+
+        cost = 0.0
+        if self.budget.max_cost is not None:
+            usage = Usage(tokens, 0) if reservation.tokens == 0 else Usage(0, tokens)
+            cost = reservation.model.cost_usd(usage) or 0.0
+        reservation.tokens += tokens
+        reservation.cost += cost
+        self.reserved_tokens += tokens
+        self.reserved_cost += cost
+
+    def grow(self, reservation: "Reservation", text: str) -> None:
+        """A stream's output so far grew by `text`: hold its tokens, and cut the call (raise
+        `BudgetExceeded`) once the tokens or the cost, with every other call's, pass the budget."""
+        if not text or (self.budget.max_tokens is None and self.budget.max_cost is None):
+            return
+        self._hold(reservation, reservation.model.count_tokens(text))
+        b = self.budget
+        if b.max_tokens is not None and self.tokens + self.reserved_tokens > b.max_tokens:
+            raise self._refuse("tokens", f"cut at the {b.max_tokens}-token budget (--max-tokens)", reservation.model)
+        if b.max_cost is not None and self.cost + self.reserved_cost > b.max_cost:
+            raise self._refuse("cost", f"cut at the ${b.max_cost:g} budget (--max-cost)", reservation.model)
+
+    def spend_held(self, reservation: "Reservation") -> None:
+        """A stream cut after some output: the provider bills what it sent, which only the
+        reservation estimates — count that as spent."""
+        self.tokens += reservation.tokens
+        self.cost += reservation.cost
+        self.release(reservation)
+
+    def release(self, reservation: "Reservation") -> None:
+        self.reserved_tokens -= reservation.tokens
+        self.reserved_cost -= reservation.cost
+        reservation.tokens, reservation.cost = 0, 0.0
 
     def charge(self, model: "Model", usage: "Usage") -> None:
         """Add a finished call's usage (and cost; unknown stays unknown, never 0)."""

@@ -54,6 +54,9 @@ ModelsArg = Annotated[
     list[str] | None,
     Field(description='Ask these models instead of a council, e.g. ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"].'),
 ]
+MaxCostArg = Annotated[float | None, Field(gt=0, description="Stop at this many USD spent (needs every model's price).")]
+MaxTokensArg = Annotated[int | None, Field(gt=0, description="Stop at this many tokens, input + output of every call.")]
+MaxSecondsArg = Annotated[float | None, Field(gt=0, description="Stop after this many seconds; keep what finished.")]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
 CollectionArg = Annotated[
     str | None,
@@ -81,12 +84,15 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
         annotations=RUNS_MODELS,
     )
     async def ask(
-        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None
+        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None,
+        max_cost: MaxCostArg = None, max_tokens: MaxTokensArg = None, max_seconds: MaxSecondsArg = None,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
         from .request import AskRequest
 
-        request = AskRequest.model_construct(question=question, council=council, models=models or None)
+        budget = {"max_cost": max_cost, "max_tokens": max_tokens, "max_seconds": max_seconds}
+        request = AskRequest.model_construct(question=question, council=council, models=models or None,
+                                             budget=budget if any(v is not None for v in budget.values()) else None)
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip

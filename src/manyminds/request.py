@@ -5,7 +5,8 @@ What is asked (the question), of whom (a named council, or ad-hoc model names), 
 and its parameters, the tier), and per-call overrides of the council's rules (timeout,
 quorum). How the run is executed — the settings, the database, keys, the event sink, the run id
 — is not part of it: keys never are (a request is stored with its job), and the rest belongs to
-the caller. `min_confidence` asks for abstention below that confidence (calibration.py). `check` normalises a request against the settings and refuses a bad one before
+the caller. `min_confidence` asks for abstention below that confidence (calibration.py); `budget`
+limits what the question may spend (budget.py). `check` normalises a request against the settings and refuses a bad one before
 anything is stored; jobs store `model_dump()` and rebuild it with `model_validate`.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .budget import Budget
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -38,6 +41,10 @@ class AskRequest(BaseModel):
         description="Below this confidence (calibrated, else raw) the verdict abstains: 'not sure' and the competing answers.",
     )
 
+    budget: Budget | None = Field(
+        default=None, description="Limits for this question: max_cost (USD), max_tokens, max_seconds; the run stops cleanly at one.",
+    )
+
     def check(self, settings: "Settings", registry: "Registry | None" = None) -> "AskRequest":
         """The normalised request, or the `InputError` / `ConfigError` that refuses it: the
         question (as `run_council` checks it), the council or the model names (canonical, with
@@ -48,6 +55,7 @@ class AskRequest(BaseModel):
         from .strategies.base import get_strategy
 
         question = validate_question(self.question)
+        budget = Budget.checked(self.budget)
         registry = registry or build_registry(settings)
         if self.models:
             models: list[str] | None = [registry.canonical(m) for m in self.models]  # UnknownModel, with suggestions
@@ -61,4 +69,5 @@ class AskRequest(BaseModel):
             raise InputError(f"A quorum of {self.quorum} is larger than the council's {members} members.")
         return self.model_copy(update={
             "question": question, "council": council, "models": models, "strategy": strategy, "params": self.params or None,
+            "budget": budget,
         })

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import INTERRUPTED, decode_utf8, echo_json, fail, run_or_fail, stdout_is_terminal
+from .common import INTERRUPTED, budget_options, decode_utf8, echo_json, fail, run_or_fail, stdout_is_terminal
 
 
 def read_question(words: tuple[str, ...]) -> str:
@@ -42,13 +42,17 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--strategy", "strategy_name", help="How the council works: council (default), crosscheck, deep, …")
 @click.option("--min-confidence", type=click.FloatRange(min=0, max=1, min_open=True),
               help="Below this confidence (calibrated, else raw; 0 < X <= 1) answer 'not sure' with the competing answers.")
-def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name, min_confidence) -> None:  # noqa: ANN001
+@budget_options
+def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name, min_confidence,  # noqa: ANN001
+        max_cost, max_tokens, max_seconds) -> None:  # noqa: ANN001
     """Ask the council QUESTION (or read it from stdin).
 
     Every member answers concurrently; their answers are compared, a chair writes one answer
     with a confidence derived from the members' agreement (calibrated when `manyminds eval
     calibrate` fitted this council), and the run is stored. With --min-confidence X the verdict
     abstains below X: "not sure", with the competing answers and their shares (exit code 0).
+    --max-cost / --max-tokens / --max-seconds bound what the question may spend: the run stops
+    cleanly at the first one hit and the verdict says it was budget-limited.
     """
     from ..api import open_recorder, record_failure
     from ..errors import ManymindsError
@@ -66,7 +70,8 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
     # Unvalidated on purpose: the pipeline refuses a bad question with a stored, precise error.
     request = AskRequest.model_construct(
         question=question_text, council=council_name, models=list(models) or None, timeout=timeout, quorum=quorum,
-        tier="deep" if deep else "quick", min_confidence=min_confidence, **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
+        tier="deep" if deep else "quick", min_confidence=min_confidence, budget=_budget(max_cost, max_tokens, max_seconds),
+        **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
     )
     if deep:
         _submit_deep(request, as_json, no_store)
@@ -105,6 +110,11 @@ async def _run(request, store: bool, live: bool):  # noqa: ANN001, ANN202
 
     Console().print(state.renderable())  # the members' final answers stay on screen
     return verdict
+
+
+def _budget(max_cost, max_tokens, max_seconds) -> dict | None:  # noqa: ANN001
+    values = {"max_cost": max_cost, "max_tokens": max_tokens, "max_seconds": max_seconds}
+    return values if any(v is not None for v in values.values()) else None
 
 
 def _raw_question(words: tuple[str, ...]) -> str:

@@ -68,3 +68,14 @@ def run_or_fail(coro: Coroutine[Any, Any, Any], *, as_json: bool, interrupted: s
     except KeyboardInterrupt:
         click.echo(interrupted, err=True)
         sys.exit(130)
+
+
+def budget_options(command: Any) -> Any:
+    """--max-cost / --max-tokens / --max-seconds (budget.py), shared by `ask` and `eval run`.
+    Zero or a negative value is refused by click with the option's name (exit code 2)."""
+    command = click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                           help="Stop at S seconds of wall time (> 0); keep what finished.")(command)  # fmt: skip
+    command = click.option("--max-tokens", type=click.IntRange(min=1), metavar="N",
+                           help="Stop at N tokens, input + output of every call (>= 1).")(command)  # fmt: skip
+    return click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+                        help="Stop at USD spent on model calls (> 0; needs every model's price).")(command)  # fmt: skip

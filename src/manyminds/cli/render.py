@@ -150,6 +150,7 @@ def render_verdict(verdict: Verdict) -> Any:
             body.append(f"  • {q}\n")
     for w in verdict.warnings:
         body.append(f"\n⚠ {w}", style="yellow")
+    body.append(f"\n{cost_line(verdict)}", style="dim")
     footer = " · ".join([run_summary(verdict, " · ")] + [f"{k} {v:.1f}s" for k, v in verdict.timings.items()])
     return Group(agreement, Panel(body, title="Verdict", subtitle=footer, border_style="green"))
 
@@ -234,12 +235,28 @@ def plain_verdict(verdict: Verdict) -> str:
     lines.append("Members:")
     for m in verdict.members:
         if m.ok:
-            lines.append(f"  - {m.member} ({m.model}, {m.latency_s:.1f}s, {m.usage.total_tokens} tokens): {m.short_answer}")
+            lines.append(f"  - {m.member} ({m.model}, {m.latency_s:.1f}s, {m.usage.total_tokens} tokens, "
+                         f"{cost_text(m.cost_usd)}): {m.short_answer}")  # fmt: skip
             lines.append("      " + m.text.replace("\n", "\n      "))
         else:
             lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
+    lines.append(cost_line(verdict))
     lines += plain_footer(verdict)
     return "\n".join(lines)
+
+
+def cost_text(cost: float | None) -> str:
+    """A cost as shown everywhere: "$0.0012", or "cost unknown" (a price missing), never $0."""
+    return "cost unknown" if cost is None else f"${cost:.4f}"
+
+
+def cost_line(verdict: Verdict) -> str:
+    """"Cost: $0.0031 (a $0.0010, b cost unknown; chair $0.0004)" — total and per call."""
+    parts = [f"{m.member} {cost_text(m.cost_usd if m.ok else 0.0 if not m.usage.total_tokens else m.cost_usd)}"
+             for m in verdict.members]
+    if verdict.chair is not None and verdict.chair.status == "ok":
+        parts.append(f"chair {cost_text(verdict.chair.cost_usd)}")
+    return f"Cost: {cost_text(verdict.cost_usd)} ({', '.join(parts)})"
 
 
 def confidence_kind(verdict: Verdict) -> str:
@@ -254,14 +271,13 @@ def confidence_kind(verdict: Verdict) -> str:
 def run_summary(result, sep: str) -> str:  # noqa: ANN001
     """"run ID · N tokens · $cost" of a verdict or a verify report (the cost when known)."""
     parts = [f"run {result.run_id}", f"{result.usage.total_tokens} tokens"]
-    if result.cost_usd is not None:
-        parts.append(f"${result.cost_usd:.4f}")
+    parts.append(cost_text(result.cost_usd))
     return sep.join(parts)
 
 
 def plain_footer(result) -> list[str]:  # noqa: ANN001
     """The last lines of plain output, for a verdict or a verify report: warnings, then the run."""
-    cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
+    cost = f", {cost_text(result.cost_usd)}"
     total = result.timings.get("total", 0)
     return [f"Warning: {w}" for w in result.warnings] + [
         f"Run: {result.run_id} ({result.usage.total_tokens} tokens{cost}, {total:.1f}s)"

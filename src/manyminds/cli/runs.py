@@ -40,15 +40,30 @@ def runs_list(limit: int, status: str | None, search: str | None, as_json: bool)
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("id", "created", "status", "confidence", "question", "answer")
+        table = Table("id", "created", "status", "confidence", "cost", "question", "answer")
         for r in rows:
             conf = f"{r['confidence']:.0%}" if r.get("confidence") is not None else ""
-            table.add_row(r["id"], r["created_at"], r["status"], conf, _cut(r["question"], 50), _cut(r.get("short_answer") or r.get("answer") or "", 40))
+            table.add_row(r["id"], r["created_at"], _status(r), conf, _cost(r), _cut(r["question"], 50),
+                          _cut(r.get("short_answer") or r.get("answer") or "", 40))  # fmt: skip
         Console().print(table)
     else:
         for r in rows:
             conf = f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-"
-            click.echo(f"{r['id']}\t{r['created_at']}\t{r['status']}\t{conf}\t{_cut(r['question'], 80)}")
+            click.echo(f"{r['id']}\t{r['created_at']}\t{_status(r)}\t{conf}\t{_cost(r)}\t{_cut(r['question'], 80)}")
+
+
+def _cost(row: dict) -> str:
+    """A run's cost: "$0.0012", "unknown" (a price missing), or "-" (nothing spent yet, queued)."""
+    if row.get("cost_usd") is not None:
+        return f"${row['cost_usd']:.4f}"
+    spent = (row.get("usage") or {}).get("total_tokens") or row.get("total_tokens")
+    return "unknown" if spent else "-"
+
+
+def _status(row: dict) -> str:
+    """The status, with the budget that stopped the run: "complete (budget: tokens)"."""
+    limited = row.get("budget_limited")
+    return f"{row['status']} (budget: {limited['budget']})" if isinstance(limited, dict) else row["status"]
 
 
 @runs.command("show")

@@ -200,20 +200,21 @@ class Retrying(ModelWrapper):
 
 
 class Budgeted(ModelWrapper):
-    """Every call asks the current `BudgetTracker` (if any) first and charges it after.
-    Outside the retries, so a retried call is checked once and charged for what it returned."""
+    """Every call asks the current `BudgetTracker` (if any) first and charges it after; a
+    stream is also counted as it arrives and cut where the budget runs out. Outside the
+    retries, so a retried call is checked once and charged for what it returned."""
 
     async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
         tracker = budget.current.get()
         if tracker is None:
             return await self.inner.complete(messages, options)
-        options, *reserved = tracker.before_call(self, messages, options)
+        options, held = tracker.before_call(self, messages, options)
         try:
             completion = await _until_deadline(tracker, self, self.inner.complete(messages, options))
-            tracker.charge(self, completion.usage)
-            return completion
         finally:
-            tracker.release(tuple(reserved))  # type: ignore[arg-type]
+            tracker.release(held)
+        tracker.charge(self, completion.usage)
+        return completion
 
     async def stream(self, messages: list[Message], options: ModelOptions | None = None) -> AsyncIterator[Chunk]:
         tracker = budget.current.get()
@@ -221,8 +222,9 @@ class Budgeted(ModelWrapper):
             async for chunk in self.inner.stream(messages, options):
                 yield chunk
             return
-        options, *reserved = tracker.before_call(self, messages, options)
+        options, held = tracker.before_call(self, messages, options, stream=True)
         chunks = self.inner.stream(messages, options).__aiter__()
+        streamed = False
         try:
             while True:
                 try:
@@ -231,10 +233,15 @@ class Budgeted(ModelWrapper):
                 except StopAsyncIteration:
                     return
                 if chunk.completion is not None:
+                    tracker.release(held)
                     tracker.charge(self, chunk.completion.usage)
+                else:
+                    streamed = streamed or bool(chunk.delta)
+                    tracker.grow(held, chunk.delta)
                 yield chunk
         finally:
-            tracker.release(tuple(reserved))  # type: ignore[arg-type]
+            # Cut or failed after some output: the estimate of what was sent counts as spent.
+            (tracker.spend_held if streamed else tracker.release)(held)  # a no-op once charged
             await chunks.aclose()  # type: ignore[attr-defined]
 
 

@@ -41,6 +41,7 @@ from ..jobs.queue import (
     list_jobs,
     submit_job,
 )
+from ..budget import Budget
 from ..request import AskRequest
 from .schemas import (
     API_ERRORS,
@@ -83,6 +84,7 @@ class RunRequest(BaseModel):
         default=None, min_length=1, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
     strategy: StrategyName | None = Field(default=None, description='Default "council" (quick) or "deep" (deep).')
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
+    budget: Budget | None = Field(default=None, description="max_cost (USD), max_tokens, max_seconds: the run stops cleanly at one (each > 0).")
 
     def to_request(self) -> AskRequest:
         """The wire format (tighter limits, for the OpenAPI document) as the request every

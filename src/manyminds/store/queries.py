@@ -23,7 +23,7 @@ from .runs_schema import RUN_STATUSES
 # Columns a listing shows; the verdict, settings and seats are left to get_run.
 _SUMMARY_COLUMNS = (
     "id, created_at, updated_at, finished_at, status, question, council, strategy, error, answer, "
-    "short_answer, confidence, input_tokens, output_tokens, total_tokens, cost_usd, seconds, pid, hostname"
+    "short_answer, confidence, input_tokens, output_tokens, total_tokens, cost_usd, seconds, pid, hostname, budget_limited"
 )
 # Counted over the answering stage only: review rounds store rows for the same members.
 _MEMBER_COUNTS = (
@@ -161,7 +161,7 @@ def _run_out(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"id": row.pop("id")}
     usage = _usage(row)
     for key, value in row.items():
-        out[key] = from_json(value) if key in ("error", "verdict", "settings", "seats") else value
+        out[key] = from_json(value) if key in ("error", "verdict", "settings", "seats", "budget_limited") else value
     out["usage"] = usage
     return out
 

@@ -165,7 +165,8 @@ class RunRecorder:
                 """
                 UPDATE runs SET status = 'complete', finished_at = ?, error = NULL,
                     answer = ?, short_answer = ?, confidence = ?, verdict = ?,
-                    input_tokens = ?, output_tokens = ?, total_tokens = ?, cost_usd = ?, seconds = ?
+                    input_tokens = ?, output_tokens = ?, total_tokens = ?, cost_usd = ?, seconds = ?,
+                    budget_limited = ?
                 WHERE id = ?
                 """,
                 [
@@ -179,6 +180,7 @@ class RunRecorder:
                     verdict.usage.total_tokens,
                     verdict.cost_usd,
                     verdict.timings.get("total", _elapsed(created_at, stamp)),
+                    to_json(verdict.budget_limited) if verdict.budget_limited else None,
                     run_id,
                 ],
             )
@@ -190,12 +192,13 @@ class RunRecorder:
         (it stopped early, e.g. quorum not met or interrupted). Stored answers are kept."""
         if status not in FAILURE_STATUSES:
             raise ValueError(f"status must be one of {FAILURE_STATUSES}, not {status!r}")
+        err = error_dict(error)  # BudgetLimited's carries what the budget stopped (runs.budget_limited)
         with write_transaction(self.db):
             stamp = self._touch(run_id)
             created_at = self.db.execute("SELECT created_at FROM runs WHERE id = ?", [run_id]).fetchone()[0]
             self.db.execute(
-                "UPDATE runs SET status = ?, error = ?, finished_at = ?, seconds = ? WHERE id = ?",
-                [status, to_json(error_dict(error)), stamp, _elapsed(created_at, stamp), run_id],
+                "UPDATE runs SET status = ?, error = ?, finished_at = ?, seconds = ?, budget_limited = ? WHERE id = ?",
+                [status, to_json(err), stamp, _elapsed(created_at, stamp), to_json(err.get("budget_limited")), run_id],
             )
 
     def mark_incomplete(self, run_id: str, reason: str) -> None:

@@ -133,3 +133,11 @@ def m006_member_signals(db: sqlite_utils.Database) -> None:
     migration each. NULL for answers stored before signals existed — "not recorded", which
     readers must not confuse with a recorded answer whose signals are all absent."""
     db.executescript("ALTER TABLE member_answers ADD COLUMN signals TEXT;  -- JSON: MemberSignals")
+
+
+@migration("m007_run_budget")
+def m007_run_budget(db: sqlite_utils.Database) -> None:
+    """Whether a budget (--max-cost/--max-tokens/--max-seconds, budget.py) stopped the run:
+    JSON {budget, limit, budget_set, spent: {tokens, cost_usd, seconds}, cut}, NULL when none
+    did (or the run had none). A column beside cost_usd, so listings need not parse verdicts."""
+    db.executescript("ALTER TABLE runs ADD COLUMN budget_limited TEXT;  -- JSON, see Verdict.budget_limited")
