@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from .common import echo_json, fail, run_or_fail, stdout_is_terminal
+from .common import budget_options, echo_json, fail, run_or_fail, stdout_is_terminal
 
 
 @click.group("eval")
@@ -62,9 +62,15 @@ def _parse_params(raw: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--no-cache", is_flag=True, help="Do not share identical deterministic calls between strategies.")
 @click.option("--resume", "resume_id", help="Continue an unfinished eval run (its stored settings are used).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+@budget_options
 def eval_run(datasets, strategies, council_name, models, limit, seed, categories, params, judge, judge_sample,
-             concurrency, per_provider, trust_from, no_cache, resume_id, as_json) -> None:  # fmt: skip
-    """Run strategies over datasets; every (item, strategy) is stored the moment it is graded."""
+             concurrency, per_provider, trust_from, no_cache, resume_id, as_json, max_cost, max_tokens, max_seconds) -> None:  # fmt: skip
+    """Run strategies over datasets; every (item, strategy) is stored the moment it is graded.
+
+    --max-cost / --max-tokens / --max-seconds bound this invocation as a whole: when one is
+    spent no new pair starts, pairs it cut short are dropped, and the run stops as incomplete
+    (resumable with --resume, and a new budget if wanted); the report says so."""
+    from ..budget import Budget
     from ..errors import ManymindsError
     from ..eval.runner import EvalConfig
 
@@ -84,7 +90,7 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
     outcome = run_or_fail(
-        _run(config, resume_id, as_json), as_json=as_json,
+        _run(config, resume_id, as_json, Budget.of(max_cost, max_tokens, max_seconds)), as_json=as_json,
         interrupted="Interrupted; finished items are stored. Continue with the --resume command printed above.",
     )
     if as_json:
@@ -109,7 +115,7 @@ def _resumed_config(resume_id: str, concurrency: int, per_provider: int | None):
     return EvalConfig(**stored), run["id"]
 
 
-async def _run(config: Any, resume_id: str | None, as_json: bool) -> dict[str, Any]:
+async def _run(config: Any, resume_id: str | None, as_json: bool, budget: Any = None) -> dict[str, Any]:
     from ..api import resolve_council
     from ..config import load_settings
     from ..eval.items import load_items
@@ -126,7 +132,7 @@ async def _run(config: Any, resume_id: str | None, as_json: bool) -> dict[str, A
     judge = build_registry(settings).get_model(config.judge) if config.judge else None
     store = EvalStore(open_db())
     view = _ProgressView(as_json)
-    runner = EvalRunner(council, config, items, store=store, on_progress=view.update, judge_model=judge)
+    runner = EvalRunner(council, config, items, store=store, on_progress=view.update, judge_model=judge, budget=budget)
     run_id = runner.start(resume_id)
     view.announce(run_id, runner, resumed=bool(resume_id))
     try:
@@ -140,7 +146,9 @@ async def _run(config: Any, resume_id: str | None, as_json: bool) -> dict[str, A
 
     run = store.get_run(run_id)
     summary = summarise([to_item_result(r) for r in results], n_boot=1000)
-    return {"run_id": run_id, "status": run["status"], "items": len(results), "meta": run["meta"], "summary": summary}
+    limited = (run["meta"] or {}).get("budget_limited") if run["status"] == "incomplete" else None
+    return {"run_id": run_id, "status": run["status"], "items": len(results), "meta": run["meta"], "summary": summary,
+            "budget_limited": limited[-1] if limited else None}  # fmt: skip
 
 
 class _ProgressView:
@@ -214,6 +222,12 @@ class _ProgressView:
 
 def _print_summary(outcome: dict[str, Any]) -> None:
     click.echo(f"Eval run {outcome['run_id']}: {outcome['status']}, {outcome['items']} (item, strategy) results.")
+    if outcome.get("budget_limited"):
+        from ..budget import limit_sentence
+
+        limited = outcome["budget_limited"]
+        click.echo(f"Budget-limited: {limit_sentence(limited)} {limited['pairs_left']} pair(s) not run; continue with: "
+                   f"manyminds eval run --resume {outcome['run_id']}")  # fmt: skip
     for slice_name, stats in outcome["summary"].items():
         if " / " in slice_name:
             continue  # categories are in the report

@@ -1,6 +1,7 @@
 """The evaluation report: `report.md`, two figures and `summary.json` in one directory.
 
-The Markdown holds a table per slice (all, each dataset, each category), the lift of every
+The Markdown holds a table per slice (all, each dataset, each category), the Pareto frontier of
+accuracy against tokens and wall time (pareto.py, two more figures), the lift of every
 strategy over the best single member and over self-consistency with paired bootstrap intervals,
 and plain sentences wherever the default strategy scores below the best single member — the
 claim manyminds has to earn. Figures are drawn with matplotlib's Agg canvas (no display, no
@@ -30,6 +31,7 @@ from .metrics import (
     slices,
     summarise,
 )
+from .pareto import pareto_figures, pareto_section
 from .records import ItemResult
 
 __all__ = ["RELIABILITY_PNG", "REPORT_MD", "RISK_COVERAGE_PNG", "SUMMARY_JSON", "TOKENS_PNG", "lifts", "write_report"]
@@ -71,6 +73,7 @@ def write_report(
         "reliability": _reliability_figure(results, out / RELIABILITY_PNG),
         "tokens": _tokens_figure(summary[first_slice], out / TOKENS_PNG, first_slice),
         "risk_coverage": _risk_coverage_figure(results, out / RISK_COVERAGE_PNG),
+        "pareto": pareto_figures(summary[first_slice], out, first_slice, _canvas),
     }
     text = _markdown(results, summary, lift_rows, figures, title=title, meta=meta, n_boot=n_boot)
     path = out / REPORT_MD
@@ -171,6 +174,8 @@ def _markdown(
                 f"| {_num(s['auroc'])} | {_num(s['ece'])} | {_pct(s['confidently_wrong'])} "
                 f"| {s['tokens_per_q']:.0f} | {_cost(s['cost_per_q'])} | {s['seconds_per_q']:.2f} |"
             )
+    first = next(iter(summary))
+    lines += pareto_section(summary[first], first, figures["pareto"], _md, _cost)
     lines += risk_coverage_section(results, summary)
     lines += ["", "## Lift"]
     if not lift_rows:

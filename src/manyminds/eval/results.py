@@ -91,6 +91,9 @@ def build_report(store: EvalStore, run_ids: list[str], out_dir: Path, *, title: 
         "command": " && ".join(command_for(r["config"]) for r in runs),
         "default_strategy": DEFAULT_STRATEGY,
     }  # fmt: skip
+    limited = [r["id"] for r in runs if (r.get("meta") or {}).get("budget_limited")]
+    if limited:
+        meta["budget_limited"] = f"yes — {', '.join(limited)} stopped on a budget (see How the runs were made)"
     labels = {r["strategy"] for r in rows}
     baselines = {"the default (council)": DEFAULT_STRATEGY} if DEFAULT_STRATEGY in labels and len(labels) > 1 else None
     path = write_report(results, out_dir, title=title or f"manyminds evaluation {first['id']}", meta=meta, baselines=baselines)
@@ -121,8 +124,23 @@ def harness_sections(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
         for dataset, c in ((run.get("meta") or {}).get("self_consistency") or {}).items():
             lines.append(f"- Self-consistency on {dataset} sampled **{c['member']}** (the best single member there) "
                          f"k={c['k']} times at temperature 0.7: {c['reason']}.")  # fmt: skip
+    lines += budget_lines(runs)
     lines += trust_section(runs, rows)
     lines += judge_section(rows)
+    return lines
+
+
+def budget_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per attempt of a run that a budget (--max-cost/--max-tokens/--max-seconds) stopped."""
+    from ..budget import limit_sentence
+
+    lines = []
+    for run in runs:
+        for report in (run.get("meta") or {}).get("budget_limited") or []:
+            state = "is still incomplete" if run["status"] == "incomplete" else f"was resumed and is now {run['status']}"
+            lines.append(f"- **Budget-limited**: eval run {run['id']} stopped on its budget — {limit_sentence(report)} "
+                         f"{report.get('pairs_left', '?')} (item, strategy) pair(s) were left; the run {state}, "
+                         "so the tables above cover only the pairs finished in budget.")  # fmt: skip
     return lines
 
 

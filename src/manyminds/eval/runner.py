@@ -14,6 +14,12 @@ Around the loop: `plan.py` turns strategy labels into the plan (and checks a res
 same), `items.py` says what each item is asked, `cache.py` shares deterministic calls between
 strategies (tokens are still charged to each).
 
+A budget (`--max-cost/--max-tokens/--max-seconds`, budget.py) covers one invocation of the run:
+one `BudgetTracker` shared by every pair in flight, charged by the council's `Budgeted` wrapper
+(cache hits are free, so they do not count). Once it is spent no new pair starts; a pair the
+budget cut short is not stored (a resume runs it again), and the run ends `incomplete`, its meta
+saying which budget stopped it — `--resume` continues it, with a new budget.
+
 A pair never crashes the run: a strategy error (quorum not met, …) is stored with the item and
 counts as wrong; a grader that cannot read the answer counts it wrong and keeps the raw text.
 """
@@ -28,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..budget import Budget, BudgetTracker, limit_sentence
 from ..errors import InputError, ManymindsError
 from ..models.base import Model
 from ..pipeline.council import Council
@@ -127,6 +134,7 @@ class EvalRunner:
         store: EvalStore | None = None,
         on_progress: Callable[[Progress, dict[str, Any] | None], None] | None = None,
         judge_model: Model | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config
         self.items = items
@@ -140,6 +148,8 @@ class EvalRunner:
         self.run_id: str | None = None
         self.cache = CallCache()
         self.council = council
+        self.budget = budget
+        self.tracker: BudgetTracker | None = None
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -180,6 +190,7 @@ class EvalRunner:
         """Every pair not stored yet, phase by phase. Returns every result of the run."""
         if self.run_id is None:
             self.start()
+        self.tracker = BudgetTracker(self.budget) if self.budget is not None else None
         council = with_cache(self.base_council, self.cache) if self.config.cache else self.base_council
         self._per_provider(council)
         done = {(r["dataset"], r["item_id"], r["strategy"]) for r in self.results}
@@ -194,6 +205,8 @@ class EvalRunner:
                 planned = [p for p in self.plan if p.phase == phase]
                 if not planned:
                     continue
+                if self._budget_spent():
+                    break
                 if phase == 2:
                     self._prepare_phase_2()
                 pairs = [
@@ -209,9 +222,31 @@ class EvalRunner:
                 status = "incomplete" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
                 self.store.finish(self.run_id, status, {"type": type(exc).__name__, "message": str(exc)})
             raise
-        if self.store is not None:
+        if self._budget_spent():
+            self._finish_budget_limited()
+        elif self.store is not None:
             self.store.finish(self.run_id, "complete")
         return self.results
+
+    def _budget_spent(self) -> bool:
+        tracker = self.tracker
+        if tracker is None:
+            return False
+        tracker.hit = tracker.hit or tracker.exhausted()
+        return tracker.hit is not None
+
+    def _finish_budget_limited(self) -> None:
+        """The run stopped on its budget: `incomplete` (resumable), with what stopped it in its
+        meta (one entry per budget-limited attempt) and its error."""
+        report = self.tracker.report() if self.tracker is not None else None
+        assert report is not None
+        stored = {(r["dataset"], r["item_id"], r["strategy"]) for r in self.results}
+        report["pairs_left"] = sum(len(v) for v in self.items.values()) * len(self.plan) - len(stored)
+        self.meta["budget_limited"] = [*(self.meta.get("budget_limited") or []), report]
+        if self.store is not None:
+            self.meta = self.store.update_meta(self.run_id, budget_limited=self.meta["budget_limited"])
+            self.store.finish(self.run_id, "incomplete", {"type": "BudgetLimited", "message": limit_sentence(report),
+                                                          "budget_limited": report})  # fmt: skip
 
     def _per_provider(self, council: Council) -> None:
         if self.config.per_provider:
@@ -224,19 +259,22 @@ class EvalRunner:
             queue.put_nowait(pair)
 
         async def worker() -> None:
-            while True:
+            while not self._budget_spent():
                 try:
                     item, planned = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 row = await self.run_pair(council, item, planned)
+                if row is None:  # cut short by the run's budget: not stored, a resume runs it
+                    continue
                 progress.record(planned.label, bool(row["correct"]), row["error"] is not None)
                 self.on_progress(progress, row)
 
         await asyncio.gather(*(worker() for _ in range(min(self.config.concurrency, max(1, len(pairs))))))
 
-    async def run_pair(self, council: Council, item: Any, planned: Planned) -> dict[str, Any]:
-        """One item through one strategy: run, grade, store. Never raises for the item's sake."""
+    async def run_pair(self, council: Council, item: Any, planned: Planned) -> dict[str, Any] | None:
+        """One item through one strategy: run, grade, store. Never raises for the item's sake.
+        None when the run's budget cut the pair short (nothing is stored for it)."""
         from .graders import grade
 
         tally = Tally()
@@ -246,13 +284,15 @@ class EvalRunner:
         params = self._params_for(planned, item)
         try:
             seat = self._council_for(council, planned, item)
-            verdict = await run_council(prompt_for(item), seat, strategy=planned.strategy, params=params)
+            verdict = await run_council(prompt_for(item), seat, strategy=planned.strategy, params=params, budget=self.tracker)
         except ManymindsError as exc:
             error = exc.to_dict()
         except Exception as exc:  # noqa: BLE001 - a bug in one strategy must not end a long run; kept with its traceback
             error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc(limit=6)}
         finally:
             TALLY.reset(token)
+        if self._budget_spent() and (verdict is None or verdict.budget_limited is not None):
+            return None
         seconds = time.perf_counter() - started
         answer = verdict.answer if verdict else ""
         short = verdict.short_answer if verdict else None
