@@ -17,7 +17,8 @@ from manyminds.store.connect import configure
 from manyminds.store.migrator import SCHEMA_MODULES, MigrationRegistry, migration_name
 
 # What `_migrations` records, in the order every existing database applied them. Never changes.
-SHIPPED = ["m001_initial", "m002_run_search", "m003_eval", "m004_documents", "m005_jobs", "m006_member_signals"]
+SHIPPED = ["m001_initial", "m002_run_search", "m003_eval", "m004_documents", "m005_jobs", "m006_member_signals",
+           "m007_run_budget"]
 
 
 def run_python(code: str) -> str:
