@@ -363,7 +363,9 @@ def test_the_openapi_document_describes_the_contract(live):
                          ("/api/runs/{run_id}/cancel", "post"), ("/api/councils", "get")]:
         assert method in paths[path], path
     body = spec["components"]["schemas"]["RunRequest"]
-    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier"}
+    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "budget"}
+    budget = spec["components"]["schemas"]["Budget"]
+    assert set(budget["properties"]) == {"max_cost", "max_tokens", "max_seconds"} and budget["additionalProperties"] is False
     assert body["additionalProperties"] is False
     assert "202" in paths["/api/runs"]["post"]["responses"]
     assert paths["/api/runs"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
