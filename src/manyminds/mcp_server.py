@@ -54,6 +54,10 @@ ModelsArg = Annotated[
     list[str] | None,
     Field(description='Ask these models instead of a council, e.g. ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"].'),
 ]
+MinConfidenceArg = Annotated[
+    float | None,
+    Field(description='Abstain below this calibrated confidence (0 < x <= 1): the answer is "not sure" with the competing answers.'),
+]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
 CollectionArg = Annotated[
     str | None,
@@ -81,12 +85,14 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
         annotations=RUNS_MODELS,
     )
     async def ask(
-        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None
+        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None,
+        min_confidence: MinConfidenceArg = None,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
         from .request import AskRequest
 
-        request = AskRequest.model_construct(question=question, council=council, models=models or None)
+        request = AskRequest.model_construct(question=question, council=council, models=models or None,
+                                             min_confidence=min_confidence)
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip

@@ -83,6 +83,9 @@ class RunRequest(BaseModel):
         default=None, min_length=1, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
     strategy: StrategyName | None = Field(default=None, description='Default "council" (quick) or "deep" (deep).')
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
+    min_confidence: float | None = Field(
+        default=None, gt=0, le=1,
+        description='Below this calibrated confidence the verdict answers "not sure" and lists the competing answers.')
 
     def to_request(self) -> AskRequest:
         """The wire format (tighter limits, for the OpenAPI document) as the request every
