@@ -150,8 +150,22 @@ def resolve_role(value: "str | RoleSpec | dict | None", where: str, user: dict[s
     return Role(name="inline", source="inline", spec=spec)
 
 
-def role_label(value: "str | RoleSpec | None") -> str | None:
+def role_label(value: "str | RoleSpec | dict | None") -> str | None:
     """How a member's role is shown in a council view: its name, `inline`, or None."""
     if value is None:
         return None
     return value if isinstance(value, str) else "inline"
+
+
+def role_view(role: Role | None) -> dict[str, Any]:
+    """A member's role as council views show it (CLI, server, web page, MCP): name, kind,
+    domain, topics (None: every topic), refusals. Empty for a member without a role."""
+    if role is None:
+        return {}
+    return {"role": role.name, "role_kind": role.spec.kind, "role_domain": role.spec.domain,
+            "role_topics": role.spec.topics, "role_refuse": role.spec.refuse}
+
+
+def member_role(member: Any, where: str, user: dict[str, RoleSpec] | None = None) -> Role | None:
+    """The resolved role of a `MemberSettings` (resolved at settings load, else now)."""
+    return getattr(member, "_role", None) or resolve_role(member.role, where, user)

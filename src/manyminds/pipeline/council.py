@@ -12,7 +12,7 @@ from ..models.base import Model
 from ..models.registry import Registry
 from ..models.retry import ProviderLimiter
 from ..models.wrappers import Retrying, ModelWrapper, wrap_for_council
-from ..roles import resolve_role, role_label
+from ..roles import member_role, role_view
 from .stages.fanout import Member
 
 MAX_QUESTION_CHARS = 100_000
@@ -80,7 +80,7 @@ class Council:
         members = []
         for ms in settings.members:
             # Resolved when the settings loaded (user roles); else here, against the shipped ones.
-            role = ms._role or resolve_role(ms.role, f"member {ms.name!r} of council {name!r}")
+            role = member_role(ms, f"member {ms.name!r} of council {name!r}")
             model = model_for(ms.model)
             spec = registry.providers[model.provider]
             cap = min(spec.max_concurrency, settings.max_concurrency_per_provider)
@@ -125,7 +125,7 @@ class Council:
             "name": self.name,
             "members": [
                 {"name": m.name, "model": m.model.name, **m.settings.model_dump(exclude={"name", "model"}, exclude_none=True),
-                 **_role_view(m)}
+                 **role_view(m.role)}
                 for m in self.members
             ],
             "chair": {"member": self.chair_name, "model": self.chair_model.name},
@@ -138,15 +138,6 @@ class Council:
     async def aclose(self) -> None:
         for model in [m.model for m in self.members] + self._extra_models:
             await model.aclose()
-
-
-def _role_view(member: Member) -> dict[str, Any]:
-    """A member's role as council views show it (name, kind, domain, topics, refusals)."""
-    role = member.role
-    if role is None:
-        return {}
-    return {"role": role_label(member.settings.role) or role.name, "role_kind": role.spec.kind, "role_domain": role.spec.domain,
-            "role_topics": role.spec.topics, "role_refuse": role.spec.refuse}
 
 
 def _is_wrapped(model: Model) -> bool:
