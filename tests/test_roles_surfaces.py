@@ -71,9 +71,9 @@ def test_server_shows_roles_and_runs_with_specialists(manyminds_home, fake):
         councils = httpx.get(srv.url + "/api/councils").json()
         team = next(c for c in councils["councils"] if c["name"] == "team")
         members = {m["name"]: m for m in team["members"]}
-        assert members["general"]["role"] is None
+        assert "role" not in members["general"]
         assert members["calc"]["role"] == "maths" and members["calc"]["role_kind"] == "answer" and "calculate" in members["calc"]["role_topics"]
-        assert members["judge"]["role_kind"] == "critic" and members["judge"]["role_topics"] is None
+        assert members["judge"]["role_kind"] == "critic" and "role_topics" not in members["judge"]
         assert "dose" in members["nurse"]["role_refuse"]
         assert team["guardrails"]["refuse"][0]["topics"] == ["explosive"]
 

@@ -149,8 +149,10 @@ def _pending_document(state: Any, run_id: str, job: dict[str, Any] | None) -> di
 # --- routes ---------------------------------------------------------------------------------
 
 
-@router.get("/councils", response_model=CouncilList, responses=API_ERRORS, summary="The councils in the settings")
+@router.get("/councils", response_model=CouncilList, response_model_exclude_none=True, responses=API_ERRORS,
+            summary="The councils in the settings")
 async def councils(request: Request) -> dict[str, Any]:
+    """Each member's role fields appear only when it has a role (`role_topics` absent: every topic)."""
     return councils_view(_state(request).settings)
 
 
