@@ -118,3 +118,45 @@ async def test_mcp_councils_tool_shows_roles_and_a_refusal_is_a_tool_error(manym
         asked = await client.call_tool("ask", {"question": "What is 2 + 2?"})
         assert asked.is_error is False
         assert "Specialist calc (maths): spoke" in asked.content[0].text
+
+
+def cli(*args: str) -> "subprocess.CompletedProcess":
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "manyminds.cli", *args], capture_output=True, env=dict(os.environ), timeout=120)
+
+
+def test_cli_roles_refusal_and_warning(manyminds_home, fake):
+    import json
+    import sqlite3
+
+    write_settings(manyminds_home, fake)
+    listed = cli("roles", "--json")
+    assert listed.returncode == 0, listed.stderr.decode()
+    roles = {r["name"]: r for r in json.loads(listed.stdout)["roles"]}
+    assert {"critic", "fact-checker", "maths", "health-with-caution", "law"} <= set(roles)
+    assert cli("roles").stdout.decode().splitlines()[0].startswith("critic\tcritic\tshipped")
+    shown = cli("roles", "show", "health-with-caution")
+    assert shown.returncode == 0 and "refuses: dose" in shown.stdout.decode()
+    missing = cli("roles", "show", "astrologer", "--json")
+    assert missing.returncode == 2 and "Unknown role 'astrologer'" in json.loads(missing.stdout)["error"]["message"]
+
+    council = cli("council")
+    assert "role: maths (answer)" in council.stdout.decode() and "role: critic (critic)" in council.stdout.decode()
+
+    refused = cli("ask", "--json", "Which explosive is strongest?")
+    assert refused.returncode == 2
+    doc = json.loads(refused.stdout)
+    assert doc["error"]["type"] == "QuestionRefused" and doc["error"]["refusal"] == "No weapons here."
+    con = sqlite3.connect(manyminds_home / "manyminds.db")
+    try:
+        status = con.execute("select status from runs where id = ?", [doc["run_id"]]).fetchone()[0]
+    finally:
+        con.close()
+    assert status == "failed"
+    assert not any("explosive" in str(r.body) for r in fake.requests)  # no model saw the refused question
+
+    warned = cli("ask", "Should I invest in gold?")
+    assert warned.returncode == 0, warned.stderr.decode()
+    out = warned.stdout.decode()
+    assert "Warning: Guardrail: Not financial advice." in out and "nurse (health-with-caution): skipped" in out

@@ -13,7 +13,8 @@ After the fan-out (`SpecialistPlan.screen`, then `.critique`, both called by gat
 - an answer that touches a topic its role must refuse is **withheld** (failed, with the rule
   named), and one that says the role's decline sentence is **declined**: neither votes.
 - each critic reviews the other members' answers, anonymised ("Response A, B…", review.py's
-  prompt and parser, the texts quoted as data), and ranks them. A member's score from one
+  prompt and parser; the texts quoted as data, instruction-like passages removed as for any
+  reviewer, claims.sanitize), and ranks them. A member's score from one
   critic is 1 for the best-ranked answer down to 0 for the worst, minus 0.25 for each error the
   critic names in it (floored at 0); with several critics the scores are averaged. The score
   **adjusts the vote weight**: weight × (0.5 + score), so a critic can halve a member's vote or
@@ -32,6 +33,7 @@ from ..errors import InputError
 from ..models.base import Message
 from ..roles import DECLINE_TEXT
 from ..topics import first_match
+from .stages.claims import sanitize
 from .stages.fanout import Member
 from .stages.prompts import anonymise
 from .stages.review import REVIEW_MAX_TOKENS, REVIEW_SYSTEM, parse_review, review_prompt
@@ -165,7 +167,9 @@ def plan_specialists(council: "Council", question: str) -> SpecialistPlan | None
 
 async def critic_review(fan, question: str, answers: list[MemberAnswer], critic: Member, *, seed: str) -> Review:  # noqa: ANN001
     """One critic's anonymous review of `answers` (review.py's prompt; the critic's role prompt first)."""
-    labelled = anonymise(answers, f"{seed}:{critic.name}:critic")
+    # As reviewers see them: instruction-like passages and fake verdicts removed, the rest quoted.
+    visible = [a.model_copy(update={"text": sanitize(a.text)[0]}) for a in answers]
+    labelled = anonymise(visible, f"{seed}:{critic.name}:critic")
     labels = {label: a.member for label, a in labelled.items()}
     system = f"{critic.settings.system}\n\n{REVIEW_SYSTEM}" if critic.settings.system else REVIEW_SYSTEM
     messages = [Message(role="system", content=system), Message(role="user", content=review_prompt(question, labelled))]
