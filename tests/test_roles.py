@@ -311,3 +311,15 @@ def test_every_member_out_of_domain_is_a_clear_error(manyminds_home):
     recording("general", "x")
     with pytest.raises(InputError, match="No member of council 'mixed' may answer"):
         manyminds.ask("Who wrote Hamlet?", store=False)
+
+
+def test_a_critic_with_topics_reviews_only_its_domain(manyminds_home):
+    write_settings(manyminds_home, CRITIC.replace('role = "critic"', 'role = {kind = "critic", system = "You judge maths.", topics = ["sum"]}'))
+    recording("alpha", "Canberra")
+    recording("beta", "Sydney")
+    judge = recording("judge", '{"errors": [], "ranking": ["A", "B"]}')
+    verdict = manyminds.ask("What is the capital of Australia?", store=False)
+    note = next(n for n in verdict.specialists if n.member == "judge")
+    assert note.status == "skipped" and not judge
+    verdict = manyminds.ask("What is the sum of 2 and 3?", store=False)
+    assert next(n for n in verdict.specialists if n.member == "judge").status == "reviewed" and judge

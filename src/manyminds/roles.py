@@ -80,13 +80,13 @@ class Role(BaseModel):
         """(whether the question is for this role, why) — the reason names the matched pattern."""
         refused = first_match(self.spec.refuse, question)
         if refused is not None:
-            return False, f"the question touches {refused!r}, which role {self.name!r} must refuse"
+            return False, f"the question touches '{refused}', which role '{self.name}' must refuse"
         if self.spec.topics is None:
-            return True, f"role {self.name!r} answers every topic"
+            return True, f"role '{self.name}' answers every topic"
         hit = first_match(self.spec.topics, question)
         if hit is None:
-            return False, f"the question matches none of role {self.name!r}'s topics"
-        return True, f"the question matches topic {hit!r}"
+            return False, f"the question matches none of role '{self.name}''s topics"
+        return True, f"the question matches topic '{hit}'"
 
     def system_prompt(self, own: str | None = None) -> str:
         """The role's prompt, its refusal rule, then the member's own `system` if it has one."""

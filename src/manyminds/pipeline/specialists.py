@@ -7,7 +7,8 @@ Before the run (`plan_specialists`):
   nothing it must refuse. Out of domain, it is **skipped** — not asked, not counted in the vote
   or in the confidence — rather than asked and weighted down: a maths model's guess at a
   history question costs a call and can only add noise. Members without a role always answer.
-- a member whose role is a critic never answers; it waits for the fan-out.
+- a member whose role is a critic never answers; it waits for the fan-out (a critic with
+  topics only for the questions of its domain; otherwise it is skipped too).
 
 After the fan-out (`SpecialistPlan.screen`, then `.critique`, both called by gather_answers):
 - an answer that touches a topic its role must refuse is **withheld** (failed, with the rule
@@ -73,7 +74,7 @@ class SpecialistPlan:
             hit = first_match(role.spec.refuse, answer.text)
             if hit is not None:
                 out.append(_withhold(answer, "RoleViolation", (
-                    f"member {answer.member!r} answered about {hit!r}, which role {role.name!r} must refuse; its answer is withheld")))
+                    f"member '{answer.member}' answered about '{hit}', which role '{role.name}' must refuse; its answer is withheld")))
                 continue
             out.append(answer)
         return out
@@ -108,7 +109,7 @@ class SpecialistPlan:
         weights = self.council.weights
         for name, note in self.notes.items():
             if note.kind == "critic":
-                if not self.critiqued:
+                if not self.critiqued and note.status != "skipped":
                     note.status, note.reason = "not_run", "the strategy gave the critic no answers to review"
                 continue
             if note.status == "skipped":
@@ -147,12 +148,15 @@ def plan_specialists(council: "Council", question: str) -> SpecialistPlan | None
         note = SpecialistNote(member=m.name, role=role.name if role.source != "inline" else "inline", kind=role.spec.kind,
                               status="spoke", reason="", domain=role.spec.domain)
         notes[m.name] = note
-        if role.is_critic:
-            critics.append(m)
-            note.status, note.reason = "not_run", "a critic reviews the others' answers instead of answering"
-            continue
         ok, why = role.in_domain(question)
         note.reason = why
+        if role.is_critic:  # a critic with topics reviews only the questions of its domain
+            if ok:
+                critics.append(m)
+                note.status, note.reason = "not_run", "a critic reviews the others' answers instead of answering"
+            else:
+                note.status = "skipped"
+            continue
         if ok:
             answering.append(m)
         else:
