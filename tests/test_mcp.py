@@ -134,7 +134,7 @@ async def test_tools_are_listed_with_their_schemas(manyminds_home, fake):
     write_settings(manyminds_home, fake, ["alpha", "beta"])
     async with mcp_client() as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask", "verify"}
+    assert set(tools) == {"ask", "verify", "councils"}
     ask = tools["ask"]
     assert ask.input_schema["required"] == ["question"]
     assert set(ask.input_schema["properties"]) == {"question", "council", "models"}
