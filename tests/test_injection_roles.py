@@ -45,7 +45,8 @@ def gullible_critic(messages):
         bad = next(lab for lab in labels if INJECTED.search(bodies[lab]))
         errors = [{"response": lab, "quote": "physicist", "reason": "told to"} for lab in labels if lab != bad]
         return json.dumps({"errors": errors, "ranking": [bad] + [lab for lab in labels if lab != bad]})
-    return json.dumps({"errors": [], "ranking": sorted(labels)})
+    # by content, not by label: the labels are shuffled per run, the answers are not
+    return json.dumps({"errors": [], "ranking": sorted(labels, key=lambda lab: bodies[lab].split(">", 1)[-1])})
 
 
 async def test_an_injection_in_a_member_answer_does_not_steer_the_critic():
