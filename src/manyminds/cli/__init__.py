@@ -20,6 +20,7 @@ COMMANDS = {
     "verify": "manyminds.cli.verify:verify",
     "serve": "manyminds.cli.serve:serve",
     "mcp": "manyminds.cli.serve:mcp",
+    "roles": "manyminds.cli.roles:roles",
 }
 
 SHORT_HELP = {
@@ -34,6 +35,7 @@ SHORT_HELP = {
     "verify": "Fact-check a text claim by claim.",
     "serve": "Serve the HTTP API, the OpenAI-compatible endpoint and the web page.",
     "mcp": "Serve the ask and verify tools over MCP (stdio).",
+    "roles": "List the roles members can have (specialists, critic); show one.",
 }
 
 

@@ -148,6 +148,10 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append("\nYou might also ask:\n", style="bold")
         for q in verdict.follow_ups:
             body.append(f"  • {q}\n")
+    if verdict.specialists:
+        body.append("\nSpecialists:\n", style="bold")
+        for line in specialist_lines(verdict):
+            body.append(f"  • {line}\n")
     for w in verdict.warnings:
         body.append(f"\n⚠ {w}", style="yellow")
     body.append(f"\n{cost_line(verdict)}", style="dim")
@@ -240,6 +244,9 @@ def plain_verdict(verdict: Verdict) -> str:
             lines.append("      " + m.text.replace("\n", "\n      "))
         else:
             lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
+    if verdict.specialists:
+        lines.append("Specialists:")
+        lines += [f"  - {line}" for line in specialist_lines(verdict)]
     lines.append(cost_line(verdict))
     lines += plain_footer(verdict)
     return "\n".join(lines)
@@ -257,6 +264,21 @@ def cost_line(verdict: Verdict) -> str:
     if verdict.chair is not None and verdict.chair.status == "ok":
         parts.append(f"chair {cost_text(verdict.chair.cost_usd)}")
     return f"Cost: {cost_text(verdict.cost_usd)} ({', '.join(parts)})"
+
+
+def specialist_lines(verdict: Verdict) -> list[str]:
+    """One line per member with a role: what it did and why ("maths-bot (maths): skipped — …")."""
+    out = []
+    for n in verdict.specialists:
+        line = f"{n.member} ({n.role}): {n.status}"
+        if n.reason:
+            line += f" — {n.reason}"
+        if n.scores:
+            line += " [" + ", ".join(f"{m} {s:.2f}" for m, s in n.scores.items()) + "]"
+        if n.weight is not None and n.kind == "answer":
+            line += f" (weight {n.weight:g})"
+        out.append(line)
+    return out
 
 
 def confidence_kind(verdict: Verdict) -> str:

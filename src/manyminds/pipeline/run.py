@@ -22,6 +22,7 @@ from ..errors import ManymindsError, QuorumNotMet
 from ..models.base import Usage
 from .council import Council, validate_question
 from .events import Event, EventSink, fan_events, ignore_event
+from .specialists import SpecialistPlan, plan_specialists
 from .stages.fanout import FanOut, check_context
 from .verdict import MemberAnswer, Review, UsageOut, Verdict
 
@@ -113,6 +114,7 @@ class RunContext:
     emit: EventSink
     extra_usage: list[UsageOut] = field(default_factory=list)  # calls outside the member answers
     extra_costs: list[float | None] = field(default_factory=list)
+    specialists: SpecialistPlan | None = None  # roles: routing, refusal rules, critics (specialists.py)
     # What the run may still spend (budget.py); the council's `Budgeted` wrapper charges it.
     budget: BudgetTracker | None = None
 
@@ -242,6 +244,7 @@ async def run_council(
     may spend (a `BudgetTracker` is shared with other runs, e.g. an eval run's): a run that hits
     it ends with what it has, its verdict marked `budget_limited`, or raises `BudgetLimited`
     when too few members answered."""
+    from ..guardrails import check_question
     from ..strategies.base import get_strategy
 
     recorder = recorder or NullRecorder()
@@ -263,11 +266,18 @@ async def run_council(
     try:
         chosen = get_strategy(strategy, params) if isinstance(strategy, str) else strategy
         question = validate_question(question)
-        check_context(question, council.members)
+        guard_notes = check_question(council.settings.guardrails, question)  # QuestionRefused: stored as failed
+        plan = plan_specialists(council, question)  # who may answer: specialists out of their domain are skipped
+        asked = plan.council if plan is not None else council
+        check_context(question, asked.members)
         if tracker is not None:
-            tracker.precheck(question, council.members, council.chair_model)
-        ctx = RunContext(question, council, run_id, watch, sink, budget=tracker)
+            tracker.precheck(question, asked.members, asked.chair_model)
+        ctx = RunContext(question, asked, run_id, watch, sink, specialists=plan, budget=tracker)
         verdict = await _run_within_budget(chosen, ctx)
+        if plan is not None:
+            plan.finish(verdict)
+        verdict.guardrails = guard_notes
+        verdict.warnings[:0] = [f"Guardrail: {n.message}" for n in guard_notes]
         verdict.timings["total"] = round(time.perf_counter() - started, 4)
         verdict.created_at = created_at
         recorder.finish(run_id, verdict)

@@ -170,6 +170,31 @@ class Alternative(BaseModel):
     share: float  # weight of its members over the weight of all members (the raw confidence's scale)
 
 
+class SpecialistNote(BaseModel):
+    """What one member with a role did in a run (pipeline/specialists.py)."""
+
+    member: str
+    role: str  # the role's name, or "inline"
+    kind: Literal["answer", "critic"]
+    # spoke: answered and voted; skipped: not asked (out of its domain, or a refused topic);
+    # withheld: its answer broke its refusal rules; declined: it refused as its role told it;
+    # failed: its call failed; reviewed: a critic that scored the others; not_run: a critic
+    # the strategy gave nothing to review.
+    status: Literal["spoke", "skipped", "withheld", "declined", "failed", "reviewed", "not_run"]
+    reason: str
+    domain: str = ""
+    scores: dict[str, float] = Field(default_factory=dict)  # a critic's score per reviewed member, 0..1
+    weight: float | None = None  # an answering specialist's vote weight after the critics
+
+
+class GuardNote(BaseModel):
+    """A council guardrail that applied to the question (guardrails.py)."""
+
+    action: Literal["warn"]
+    topic: str  # the pattern that matched
+    message: str
+
+
 class Verdict(BaseModel):
     run_id: str
     question: str
@@ -204,6 +229,10 @@ class Verdict(BaseModel):
     abstained: bool = False
     alternatives: list[Alternative] = Field(default_factory=list)
     withheld_answer: str | None = None
+    # Roles (pipeline/specialists.py) and guardrails (guardrails.py): which specialists spoke,
+    # which were skipped and why; the warning rules that applied to the question.
+    specialists: list[SpecialistNote] = Field(default_factory=list)
+    guardrails: list[GuardNote] = Field(default_factory=list)
     # budget.py: set when a budget (--max-cost/--max-tokens/--max-seconds) stopped the run —
     # {budget, limit, budget_set, spent: {tokens, cost_usd, seconds}, cut: [models not answered]}.
     budget_limited: dict[str, Any] | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...config import MemberSettings
 from ...errors import ContextTooLong, LocalModelMissing, ManymindsError, ModelError, ModelTimeout, QuorumNotMet
@@ -32,6 +32,7 @@ class Member:
     settings: MemberSettings
     model: Model
     max_concurrency: int = 8
+    role: Any = None  # the member's roles.Role, if it has one (its prompt is already in settings.system)
 
     @property
     def name(self) -> str:
@@ -189,7 +190,12 @@ async def gather_answers(ctx: "RunContext", members: list[Member] | None = None,
     members = members if members is not None else ctx.council.members
     with ctx.watch.stage(stage):
         answers = await ctx.fanout(stage).run(ctx.question, members)
+    specialists = getattr(ctx, "specialists", None)  # pipeline/specialists.py: roles' rules and critics
+    if specialists is not None:
+        answers = specialists.screen(answers)
     check_quorum(answers, min(ctx.council.settings.quorum, len(members)))
+    if specialists is not None and stage == "fan_out":
+        await specialists.critique(ctx, answers)
     return answers
 
 
