@@ -12,8 +12,10 @@ wrapped model serves runs with and without a budget.
 How a call is checked, before it is made:
 - tokens: the prompt is estimated with the model's `count_tokens` (the same estimate as the
   context-window check); the call *reserves* that estimate plus its `max_tokens`, lowered to
-  what the budget has left unreserved, so concurrent members cannot overspend together. A
-  call that cannot have its prompt and one output token is refused.
+  what the budget has left unreserved, so members answering at once cannot overspend together
+  and those that finish are kept (cutting every stream when the total runs out would keep
+  none). A call that cannot have its prompt and one output token is refused. A stream is also
+  counted as it arrives and cut if it runs far past its `max_tokens` (a provider ignoring it).
 - cost: the same reservation priced with the model's price (`prices.py`); a price that is
   unknown cannot be checked, so a cost budget refuses such a call (and `precheck` refuses the
   run before any call when a member's price is unknown).
@@ -137,12 +139,15 @@ def limit_sentence(report: dict[str, Any]) -> str:
 
 @dataclass
 class Reservation:
-    """What one call in flight holds of the budget (its prompt, and its output so far or its
-    whole `max_tokens`), so concurrent calls cannot spend the same tokens twice."""
+    """What one call in flight holds of the budget (its prompt and its whole `max_tokens`), so
+    concurrent calls cannot spend the same tokens twice."""
 
     model: Any
-    tokens: int
-    cost: float
+    prompt: int  # the prompt's estimated tokens
+    allowance: int | None  # the max_tokens the call was made with
+    tokens: int = 0  # held of the budget: prompt + allowance
+    cost: float = 0.0
+    streamed: int = 0  # estimated tokens of a stream's output so far
 
 
 class BudgetTracker:
@@ -232,12 +237,11 @@ class BudgetTracker:
         self.cut.append(model.name)
         return BudgetExceeded(kind, cause, provider=model.provider, model=model.name)
 
-    def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None", *,
-                    stream: bool = False) -> tuple["ModelOptions", "Reservation"]:
-        """Check a call against what is left and reserve its share. Returns the options to call
-        with (`max_tokens` lowered to fit) and the reservation to `release` when it ends. A
-        stream reserves its prompt and grows as its output arrives (`grow`); a plain call
-        reserves its prompt and its whole `max_tokens` up front."""
+    def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None") -> tuple["ModelOptions", "Reservation"]:
+        """Check a call against what is left and reserve its share: its prompt and its whole
+        `max_tokens` (lowered to what is left), so calls in flight together never promise the
+        same tokens twice and the ones that finish are kept. Returns the options to call with
+        and the reservation to `release` (or, for a cut stream, `spend_held`) when it ends."""
         from .models.base import ModelOptions, Usage
 
         b = self.budget
@@ -267,41 +271,37 @@ class BudgetTracker:
                 max_out = min(max_out or affordable, affordable)
         if max_out is not None and max_out != options.max_tokens:
             options = options.model_copy(update={"max_tokens": max(1, max_out)})
-        held = prompt if stream else prompt + (options.max_tokens or 0)
-        reservation = Reservation(model, 0, 0.0)
-        self._hold(reservation, held)
+        reservation = Reservation(model, prompt, options.max_tokens)
+        if b.max_tokens is not None or b.max_cost is not None:
+            reservation.tokens = prompt + (options.max_tokens or 0)
+            reservation.cost = (model.cost_usd(Usage(prompt, options.max_tokens or 0)) or 0.0) if b.max_cost is not None else 0.0
+            self.reserved_tokens += reservation.tokens
+            self.reserved_cost += reservation.cost
         return options, reservation
 
-    def _hold(self, reservation: "Reservation", tokens: int) -> None:
-        """Add `tokens` (priced as output beyond the first hold) to a call's reservation."""
-        from .models.base import Usage
-
-        cost = 0.0
-        if self.budget.max_cost is not None:
-            usage = Usage(tokens, 0) if reservation.tokens == 0 else Usage(0, tokens)
-            cost = reservation.model.cost_usd(usage) or 0.0
-        reservation.tokens += tokens
-        reservation.cost += cost
-        self.reserved_tokens += tokens
-        self.reserved_cost += cost
-
     def grow(self, reservation: "Reservation", text: str) -> None:
-        """A stream's output so far grew by `text`: hold its tokens, and cut the call (raise
-        `BudgetExceeded`) once the tokens or the cost, with every other call's, pass the budget."""
-        if not text or (self.budget.max_tokens is None and self.budget.max_cost is None):
+        """A stream's output grew by `text`. The provider was asked for at most the reserved
+        `max_tokens`; one that sends far more (estimated: twice that, + 16) is cut here."""
+        if not text or reservation.allowance is None:
             return
-        self._hold(reservation, reservation.model.count_tokens(text))
-        b = self.budget
-        if b.max_tokens is not None and self.tokens + self.reserved_tokens > b.max_tokens:
-            raise self._refuse("tokens", f"cut at the {b.max_tokens}-token budget (--max-tokens)", reservation.model)
-        if b.max_cost is not None and self.cost + self.reserved_cost > b.max_cost:
-            raise self._refuse("cost", f"cut at the ${b.max_cost:g} budget (--max-cost)", reservation.model)
+        reservation.streamed += reservation.model.count_tokens(text)
+        if reservation.streamed > 2 * reservation.allowance + 16:
+            kind: BudgetKind = "tokens" if self.budget.max_tokens is not None else "cost"
+            raise self._refuse(kind, f"cut: the answer ran past the {reservation.allowance} tokens its budget allowed",
+                               reservation.model)  # fmt: skip
 
     def spend_held(self, reservation: "Reservation") -> None:
-        """A stream cut after some output: the provider bills what it sent, which only the
-        reservation estimates — count that as spent."""
-        self.tokens += reservation.tokens
-        self.cost += reservation.cost
+        """A stream that failed or was cut after some output: the provider bills what it
+        sent, which only our estimate knows — count the prompt and that estimate as spent."""
+        from .models.base import Usage
+
+        usage = Usage(reservation.prompt, reservation.streamed)
+        self.tokens += usage.total_tokens
+        cost = reservation.model.cost_usd(usage)
+        if cost is None:
+            self.cost_unknown = True
+        else:
+            self.cost += cost
         self.release(reservation)
 
     def release(self, reservation: "Reservation") -> None:

@@ -14,8 +14,9 @@ pair judging, grounding) just call `model.complete` / `model.stream`.
   wraps its call in `observe(on_retry)`; the observer travels with the task (a context
   variable), so concurrent calls never see each other's.
 - `Budgeted` checks every call against the running question's budget (budget.py: the tracker
-  `run_council` sets in a context variable) before it is made, lowers its `max_tokens` to what
-  is left, cuts it at the deadline and charges what it used; without a budget it only forwards.
+  `run_council` sets in a context variable) before it is made, reserves its share and lowers
+  its `max_tokens` to fit, cuts it at the deadline and charges what it used; without a budget
+  it only forwards.
 - `Cached` answers deterministic calls from a `CompletionCache` (the eval runner's, persisted
   per run), reporting the original call's usage so token counts stay as if uncached.
 
@@ -201,8 +202,9 @@ class Retrying(ModelWrapper):
 
 class Budgeted(ModelWrapper):
     """Every call asks the current `BudgetTracker` (if any) first and charges it after; a
-    stream is also counted as it arrives and cut where the budget runs out. Outside the
-    retries, so a retried call is checked once and charged for what it returned."""
+    stream is also counted as it arrives (and cut if it runs far past the `max_tokens` it was
+    allowed). Outside the retries, so a retried call is checked once and charged for what it
+    returned."""
 
     async def complete(self, messages: list[Message], options: ModelOptions | None = None) -> Completion:
         tracker = budget.current.get()
@@ -222,7 +224,7 @@ class Budgeted(ModelWrapper):
             async for chunk in self.inner.stream(messages, options):
                 yield chunk
             return
-        options, held = tracker.before_call(self, messages, options, stream=True)
+        options, held = tracker.before_call(self, messages, options)
         chunks = self.inner.stream(messages, options).__aiter__()
         streamed = False
         try:
@@ -235,13 +237,14 @@ class Budgeted(ModelWrapper):
                 if chunk.completion is not None:
                     tracker.release(held)
                     tracker.charge(self, chunk.completion.usage)
+                    streamed = False  # charged for what it reported: nothing left to estimate
                 else:
                     streamed = streamed or bool(chunk.delta)
                     tracker.grow(held, chunk.delta)
                 yield chunk
         finally:
             # Cut or failed after some output: the estimate of what was sent counts as spent.
-            (tracker.spend_held if streamed else tracker.release)(held)  # a no-op once charged
+            (tracker.spend_held if streamed else tracker.release)(held)
             await chunks.aclose()  # type: ignore[attr-defined]
 
 
