@@ -43,13 +43,17 @@ def test_a_bad_budget_is_a_422_and_nothing_is_stored(live, db_path, budget, fiel
 
 def test_a_run_over_http_stops_on_its_token_budget(live, db_path):
     srv = live(scripted_settings())
-    r = httpx.post(srv.url + "/api/runs", json={"question": "Who wrote Hamlet?", "budget": {"max_tokens": 120}})
+    # duo: alpha and beta (max_tokens 100 each, quorum 1). alpha holds its prompt and 100 tokens,
+    # beta gets the rest; the chair's long prompt no longer fits.
+    r = httpx.post(srv.url + "/api/runs", json={"question": "Who wrote Hamlet?", "council": "duo",
+                                                "budget": {"max_tokens": 150}})  # fmt: skip
     assert r.status_code == 202
     created = r.json()
     messages = follow(srv.url + created["events_url"])
     assert messages[-1]["event"] == "verdict"
     verdict = messages[-1]["data"]["data"]
-    assert verdict["budget_limited"]["budget"] == "tokens" and verdict["usage"]["total_tokens"] <= 120
+    assert verdict["budget_limited"]["budget"] == "tokens" and verdict["usage"]["total_tokens"] <= 150
+    assert [m["status"] for m in verdict["members"]] == ["ok", "ok"]
     assert verdict["chair"]["status"] == "failed"  # the chair's prompt did not fit what was left
     doc = httpx.get(srv.url + created["url"]).json()
     assert doc["budget_limited"]["budget"] == "tokens"
@@ -84,12 +88,23 @@ async def test_mcp_ask_takes_a_budget_and_refuses_a_bad_one(manyminds_home, fake
 # --- an eval run with a budget -----------------------------------------------------------------
 
 
+EVAL_COUNCIL = """
+default_council = "s3"
+[councils.s3]
+quorum = 1
+retries = 0
+short_answer = "heuristic"
+""" + "".join(f'[[councils.s3.members]]\nname = "{n}"\nmodel = "scripted/{n}"\nmax_tokens = 8\n' for n in ("yes", "no", "maybe"))
+
+
 def test_an_eval_run_stops_on_its_budget_and_resumes(manyminds_home, tmp_path):
-    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "majority", *MODELS, "--limit", "2", "--json")
+    # Members with a small max_tokens: what a call reserves is close to what it spends.
+    (manyminds_home / "settings.toml").write_text(EVAL_COUNCIL)
+    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "majority", "--limit", "2", "--json")
     assert code == 0, err
     per_pair = json.loads(out)["summary"][DATASET]["majority"]["tokens_per_q"]
     # Room for two pairs and a half, one pair at a time: the third is cut, the rest never start.
-    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "majority", *MODELS, "--limit", "6", "--concurrency", "1",
+    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "majority", "--limit", "6", "--concurrency", "1",
                             "--no-cache", "--max-tokens", str(int(per_pair * 2.5)), "--json")  # fmt: skip
     assert code == 0, err
     doc = json.loads(out)
