@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ManymindsError
-from .limits import ClusterLimiter, slots_actor, use_limiter
+from .limits import ClusterLimiter, slots_actor
 from .ray_env import import_ray
 
 MAX_RETRIES = 3  # per task, when its worker dies
@@ -125,7 +125,7 @@ class _WorkerState:
         from ..eval.runner import EvalRunner
 
         self.key, self.loop = job.key, loop
-        base = use_limiter(job.recipe.build_council(), ClusterLimiter(job.slots, job.per_provider))
+        base = job.recipe.build_council().share_limiter(ClusterLimiter(job.slots, job.per_provider))
         self.base = base
         self.judge = job.recipe.build_model(job.config.judge) if job.config.judge else None
         self.runner = EvalRunner(base, job.config, {}, judge_model=self.judge)

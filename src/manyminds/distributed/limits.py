@@ -26,10 +26,7 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from ..models.base import Model
 from ..models.retry import ProviderLimiter
-from ..models.wrappers import Limited, ModelWrapper
-from ..pipeline.council import Council
 
 PER_PROCESS = frozenset({"local"})  # providers whose server is per worker process
 
@@ -114,18 +111,3 @@ class ClusterLimiter(ProviderLimiter):
             yield
         finally:
             self.actor.release.remote(lease)  # not awaited: the slot is free once the actor hears it
-
-
-def use_limiter(council: Council, limiter: ProviderLimiter) -> Council:
-    """Point every `Limited` wrapper of `council` (members, chair, extra models) at `limiter`."""
-
-    def swap(model: Model) -> None:
-        while isinstance(model, ModelWrapper):
-            if isinstance(model, Limited):
-                model.limiter = limiter
-            model = model.inner
-
-    for model in [m.model for m in council.members] + [council.chair_model] + list(council._extra_models):
-        swap(model)
-    council.limiter = limiter
-    return council
