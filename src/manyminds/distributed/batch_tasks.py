@@ -10,7 +10,7 @@ up is stored as failed (its error says so), and `--resume` runs it again.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .limits import ClusterLimiter, slots_actor
@@ -24,12 +24,15 @@ class RayBatch:
     settings: Any
     lease_s: float = 900.0
     retries: int = MAX_RETRIES
+    slots: Any = field(default=None, init=False)
 
     async def run_lines(self, runner: Any, lines: list[Any], keep: Callable[[dict[str, Any]], None]) -> None:
         from .tape import replay
 
         ray = import_ray()
-        slots = slots_actor(ray, f"manyminds-slots-{runner.batch_id}", self.lease_s)
+        if self.slots is None:  # one actor for the whole run; it lives while this handle does
+            self.slots = slots_actor(ray, f"manyminds-slots-{runner.batch_id}", self.lease_s)
+        slots = self.slots
         shared = ray.put((self.settings, runner.defaults, slots))
         task = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=False)(_line_task)
         pending = iter(lines)

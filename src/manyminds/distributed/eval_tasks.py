@@ -53,11 +53,14 @@ class RayEval:
     lease_s: float = 900.0
     retries: int = MAX_RETRIES
     phase: int = field(default=0, init=False)
+    slots: Any = field(default=None, init=False)  # the run's slot actor (its `stats` show the caps held)
 
     async def run_pairs(self, runner: Any, pairs: list[tuple[Any, Any]], progress: Any) -> None:
         ray = import_ray()
         self.phase += 1
-        slots = slots_actor(ray, f"manyminds-slots-{runner.run_id}", self.lease_s)
+        if self.slots is None:  # one actor for the whole run; it lives while this handle does
+            self.slots = slots_actor(ray, f"manyminds-slots-{runner.run_id}", self.lease_s)
+        slots = self.slots
         job = PairJob(key=f"{runner.run_id}:{self.phase}", recipe=self.recipe, config=runner.config, run_id=runner.run_id,
                       meta=runner.meta, sizes=runner.sizes, cache=dict(runner.cache.stored) if runner.config.cache else {},
                       slots=slots, per_provider=runner.config.per_provider)  # fmt: skip

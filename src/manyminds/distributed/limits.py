@@ -12,15 +12,17 @@ moments; resources are declared per node when it starts, so a cap "8 calls to op
 split across nodes or changed per run. The actor caps calls, not tasks, exactly like the
 in-process limiter, for any number of workers.
 
-A slot is a lease: a worker killed while it holds one (kill -9, a node lost) never releases it,
-so leases expire after `lease_s` — longer than any one attempt may take (the council's timeout
-bounds each member's calls). The `local` provider keeps its per-process limiter: every worker
+A slot is a lease: a worker killed while it holds one (kill -9, a node lost) never releases it.
+Each lease names its holder (node and pid): one held by a dead process on the actor's own node
+is freed at once; any other expires after `lease_s` — longer than one attempt may take (the
+council's timeout bounds each member's calls). The `local` provider keeps its per-process limiter: every worker
 runs its own llama.cpp server, so there is nothing shared to cap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -39,6 +41,8 @@ class ProviderSlots:
         self.lease_s = lease_s
         self.limits: dict[str, int] = {}
         self.leases: dict[str, tuple[str, float]] = {}
+        self.holders: dict[str, tuple[str, int]] = {}  # lease → (node id, pid)
+        self.node: str | None = None
         self.peak: dict[str, int] = {}
         self._changed: asyncio.Condition | None = None
 
@@ -48,10 +52,12 @@ class ProviderSlots:
     def _reap(self) -> None:
         now = time.monotonic()
         for lease, (_, expires) in list(self.leases.items()):
-            if expires < now:
+            node, pid = self.holders.get(lease, ("", 0))
+            if expires < now or (pid and node == self.node and not _alive(pid)):
                 del self.leases[lease]
+                self.holders.pop(lease, None)
 
-    async def acquire(self, provider: str, limit: int) -> str:
+    async def acquire(self, provider: str, limit: int, holder: tuple[str, int] | None = None) -> str:
         """Wait for one of `provider`'s slots (the first limit given holds, as in-process)."""
         if self._changed is None:
             self._changed = asyncio.Condition()
@@ -67,6 +73,8 @@ class ProviderSlots:
                     pass
             lease = uuid.uuid4().hex
             self.leases[lease] = (provider, time.monotonic() + self.lease_s)
+            if holder is not None:
+                self.holders[lease] = holder
             self.peak[provider] = max(self.peak.get(provider, 0), self._held(provider))
             return lease
 
@@ -75,7 +83,11 @@ class ProviderSlots:
             self._changed = asyncio.Condition()
         async with self._changed:
             self.leases.pop(lease, None)
+            self.holders.pop(lease, None)
             self._changed.notify_all()
+
+    async def set_node(self) -> None:
+        self.node = _here()[0]
 
     async def stats(self) -> dict[str, Any]:
         held: dict[str, int] = {}
@@ -84,11 +96,30 @@ class ProviderSlots:
         return {"limits": dict(self.limits), "held": held, "peak": dict(self.peak)}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _here() -> tuple[str, int]:
+    """(node id, pid) of this process, as a lease's holder."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
 def slots_actor(ray: Any, name: str, lease_s: float) -> Any:
     """The run's slot actor, created by the driver (so it lives as long as the driver does).
     Many concurrent `acquire`s wait inside it at once: an async actor with room for them."""
     remote = ray.remote(num_cpus=0, max_concurrency=10_000)(ProviderSlots)
-    return remote.options(name=name, get_if_exists=True).remote(lease_s)
+    actor = remote.options(name=name, get_if_exists=True).remote(lease_s)
+    ray.get(actor.set_node.remote())
+    return actor
 
 
 class ClusterLimiter(ProviderLimiter):
@@ -98,6 +129,7 @@ class ClusterLimiter(ProviderLimiter):
     def __init__(self, actor: Any, cap: int | None = None) -> None:
         super().__init__()
         self.actor, self.cap = actor, cap
+        self.holder = _here()
 
     @asynccontextmanager
     async def slot(self, provider: str, limit: int) -> AsyncIterator[None]:
@@ -106,7 +138,7 @@ class ClusterLimiter(ProviderLimiter):
             async with super().slot(provider, limit):
                 yield
             return
-        lease = await self.actor.acquire.remote(provider, limit)
+        lease = await self.actor.acquire.remote(provider, limit, self.holder)
         try:
             yield
         finally:
