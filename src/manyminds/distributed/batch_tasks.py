@@ -75,4 +75,7 @@ def _line_task(batch_id: str, holder: list[Any], line: Any) -> tuple[dict[str, A
     tape = TapeRecorder()
     outcome = loop.run_until_complete(run_line(line, settings=_state["settings"], recorder=tape,
                                                defaults=_state["defaults"], limiter=_state["limiter"]))  # fmt: skip
+    broken, _state["limiter"].broken = _state["limiter"].broken, None
+    if broken is not None:  # the cluster failed the line, not the council: retried or failed, never "done"
+        raise RuntimeError(f"the batch's slot actor failed: {broken}") from broken
     return outcome, tape.calls

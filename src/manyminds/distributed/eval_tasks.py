@@ -128,7 +128,8 @@ class _WorkerState:
         from ..eval.runner import EvalRunner
 
         self.key, self.loop = job.key, loop
-        base = job.recipe.build_council().share_limiter(ClusterLimiter(job.slots, job.per_provider))
+        self.limiter = ClusterLimiter(job.slots, job.per_provider)
+        base = job.recipe.build_council().share_limiter(self.limiter)
         self.base = base
         self.judge = job.recipe.build_model(job.config.judge) if job.config.judge else None
         self.runner = EvalRunner(base, job.config, {}, judge_model=self.judge)
@@ -137,7 +138,13 @@ class _WorkerState:
         self.council = with_cache(base, self.runner.cache) if job.config.cache else base
 
     def compute(self, item: Any, planned: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        return self.loop.run_until_complete(self.runner.compute_pair(self.council, item, planned))
+        row, entries = self.loop.run_until_complete(self.runner.compute_pair(self.council, item, planned))
+        if self.limiter.broken is not None:
+            # The pair's error is the cluster's, not the strategy's: fail the task (not stored,
+            # so `--resume` runs the pair again) rather than store it as a wrong answer.
+            broken, self.limiter.broken = self.limiter.broken, None
+            raise RuntimeError(f"the run's slot actor failed: {broken}") from broken
+        return row, entries
 
     def close(self) -> None:
         self.loop.run_until_complete(self.base.aclose())

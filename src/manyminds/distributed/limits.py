@@ -130,6 +130,7 @@ class ClusterLimiter(ProviderLimiter):
         super().__init__()
         self.actor, self.cap = actor, cap
         self.holder = _here()
+        self.broken: BaseException | None = None  # set when the actor failed: the task must fail, not store
 
     @asynccontextmanager
     async def slot(self, provider: str, limit: int) -> AsyncIterator[None]:
@@ -138,7 +139,11 @@ class ClusterLimiter(ProviderLimiter):
             async with super().slot(provider, limit):
                 yield
             return
-        lease = await self.actor.acquire.remote(provider, limit, self.holder)
+        try:
+            lease = await self.actor.acquire.remote(provider, limit, self.holder)
+        except Exception as exc:  # the actor is gone (its node lost, its driver dead): not the model's fault
+            self.broken = exc
+            raise
         try:
             yield
         finally:
