@@ -169,6 +169,25 @@ async def test_per_provider_caps_hold_across_the_cluster(cluster, tmp_path):
 
 
 @needs_ray
+def test_a_slot_held_by_a_dead_process_is_freed(cluster):
+    import ray
+
+    from manyminds.distributed.limits import slots_actor
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    node = ray.get_runtime_context().get_node_id()
+    slots = slots_actor(ray, "manyminds-slots-test-dead-holder", lease_s=600)
+    ray.get(slots.acquire.remote("openai", 1, (node, int(gone.stdout))))  # its holder has exited
+    started = time.monotonic()
+    lease = ray.get(slots.acquire.remote("openai", 1, (node, os.getpid())), timeout=30)
+    assert time.monotonic() - started < 10  # not the 600 s lease
+    stats = ray.get(slots.stats.remote())
+    assert stats["held"] == {"openai": 1} and stats["peak"] == {"openai": 1}
+    ray.get(slots.release.remote(lease))
+    assert ray.get(slots.stats.remote())["held"] == {}
+
+
+@needs_ray
 async def test_a_worker_killed_mid_pair_loses_no_item(cluster, tmp_path):
     from manyminds.distributed.eval_tasks import RayEval
 
@@ -328,6 +347,16 @@ def test_driver_killed_then_resumed_on_ray_completes_without_duplicates(cluster,
     rows = query(db, "SELECT count(*), count(DISTINCT dataset || item_id || strategy) FROM eval_items")
     assert rows == [(3, 3)]
     assert query(db, "SELECT count(*) FROM eval_runs") == [(1,)]
+
+
+@needs_ray
+def test_ray_without_an_address_starts_and_stops_a_local_instance(tmp_path, manyminds_home):
+    file = write_batch(tmp_path / "q.jsonl", [{"question": "Who wrote Hamlet?"}, {"question": "What is 2 + 2?"}])
+    result = cli("batch", str(file), "-m", "scripted/echo", "--ray", "--json", "--out", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Started a local Ray instance" in result.stderr
+    assert json.loads(result.stdout)["ok"] == 2
+    assert query(manyminds_home / "manyminds.db", "SELECT count(*) FROM runs WHERE status = 'complete'") == [(2,)]
 
 
 # --- bad input ------------------------------------------------------------------------------
