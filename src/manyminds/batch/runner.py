@@ -122,7 +122,8 @@ class BatchRunner:
                 summary.failed += 1
                 summary.exit_code = max(summary.exit_code, int(outcome.get("exit_code") or 1))
             if out is not None:
-                out.write(json.dumps(outcome, ensure_ascii=False, default=str) + "\n")
+                shown = {k: v for k, v in outcome.items() if k != "exit_code"}  # the summary carries it
+                out.write(json.dumps(shown, ensure_ascii=False, default=str) + "\n")
                 out.flush()
             self.on_line(outcome)
 

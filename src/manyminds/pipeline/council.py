@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..models.base import Model
 from ..models.registry import Registry
 from ..models.retry import ProviderLimiter
-from ..models.wrappers import Limited, ModelWrapper, Retrying, wrap_for_council
+from ..models.wrappers import Retrying, ModelWrapper, wrap_for_council
 from .stages.fanout import Member
 
 MAX_QUESTION_CHARS = 100_000
@@ -129,6 +129,7 @@ class Council:
     def share_limiter(self, limiter: ProviderLimiter) -> "Council":
         """Count this council's calls against `limiter` (another council's, a batch's, or a
         cluster-wide one): every `Limited` wrapper of its members, chair and extra models."""
+        from ..models.wrappers import Limited
         for model in [m.model for m in self.members] + [self.chair_model] + list(self._extra_models):
             while isinstance(model, ModelWrapper):
                 if isinstance(model, Limited):
