@@ -47,6 +47,7 @@ SCHEMA_MODULES = (
     "manyminds.eval.schema",  # m003_eval: eval runs, items and their completion cache
     "manyminds.evidence.schema",  # m004_documents: local document collections and chunks
     "manyminds.jobs.schema",  # m005_jobs: the background job queue and its workers
+    "manyminds.batch.schema",  # m009_batches: batch files and which of their lines are done
 )
 
 Migration = Callable[["sqlite_utils.Database"], None]
