@@ -179,3 +179,8 @@ def test_the_report_marks_the_frontier_and_draws_both_plots(tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
         assert f"]({name})" in text
     assert re.search(r"\| council \| 75\.0% \| 400 \| 2\.00 \| n/a \|", section)
+
+
+def test_eval_run_refuses_a_budget_with_ray():
+    code, _, err = invoke("eval", "run", "-d", DATASET, "-s", "majority", *MODELS, "--ray", "--max-tokens", "100")
+    assert code == 2 and "cannot be enforced with --ray" in err
