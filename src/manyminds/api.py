@@ -23,6 +23,7 @@ from .pipeline.verdict import Verdict
 from .request import AskRequest
 
 if TYPE_CHECKING:
+    from .memory.context import Recall
     from .strategies.verify import VerifyReport
 
 MAX_TEXT_CHARS = 100_000  # of a text to verify
@@ -81,6 +82,7 @@ async def run_request(
     strategy when `manyminds eval calibrate` fitted one (calibration.py), and abstains below
     `request.min_confidence`, before it is stored. The run is stored (unless `store=False`, or a
     `recorder` is given), refused ones too, with their cause."""
+    from .memory.context import give, recall
     from .trust import learned_default
 
     recorder = recorder if recorder is not None else open_recorder(store, db_path)
@@ -94,11 +96,14 @@ async def run_request(
         if strategy is None:
             resolved, strategy, learned = learned_default(resolved)
             params = {**learned, **(params or {})} if learned is not None else params
+        found = await recall(request.question, settings, profile=getattr(request, "profile", None),
+                             no_memory=bool(getattr(request, "no_memory", False)), db_path=db_path)
+        give(resolved, found, settings.memory)
     except ManymindsError as exc:
         record_failure(recorder, request.question, request.council or "default", exc, strategy=strategy, run_id=run_id)
         raise
     try:
-        finishing = Finishing(recorder, resolved, min_confidence)
+        finishing = Finishing(recorder, resolved, min_confidence, found)
         verdict = await run_council(
             request.question, resolved, strategy=strategy, params=params, recorder=finishing,
             emit=on_event or ignore_event, run_id=run_id,
@@ -126,13 +131,16 @@ def check_min_confidence(value: Any) -> float | None:
 class Finishing:
     """The recorder `run_request` hands to `run_council`: before the verdict is stored (and
     streamed) it is calibrated for exactly this council and strategy, and abstains below
-    `min_confidence` — so the stored run, the event and the returned verdict are the same."""
+    `min_confidence`, and lists what it was given from memory — so the stored run, the event
+    and the returned verdict are the same."""
 
-    def __init__(self, recorder: Recorder | None, council: Council, min_confidence: float | None) -> None:
+    def __init__(self, recorder: Recorder | None, council: Council, min_confidence: float | None,
+                 memory: "Recall | None" = None) -> None:
         from .pipeline.run import NullRecorder
 
         self.inner = recorder if recorder is not None else NullRecorder()
         self.council, self.min_confidence, self.done = council, min_confidence, False
+        self.memory = memory
 
     def __getattr__(self, name: str) -> Any:  # e.g. RunRecorder.db
         return getattr(self.inner, name)
@@ -143,6 +151,8 @@ class Finishing:
         from .calibration import abstain, apply_calibration
 
         self.done = True
+        if self.memory is not None:
+            self.memory.apply(verdict)
         try:
             apply_calibration(verdict, self.council)
         except Exception as exc:  # noqa: BLE001 - a calibrator must never cost the user the answer
@@ -183,6 +193,8 @@ async def aask(
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
     min_confidence: float | None = None,
+    no_memory: bool = False,
+    profile: str | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
@@ -198,12 +210,16 @@ async def aask(
     the verdict's warnings then say so. With a calibrator for exactly this council and strategy
     (`manyminds eval calibrate`) the confidence is the calibrated probability of being right
     (`confidence_raw` keeps the agreement share); below `min_confidence` the verdict abstains.
+    The memories of `profile` (default: `$MANYMINDS_PROFILE`, else `[memory] profile`) closest
+    to the question go, as quoted data, to the members whose provider may receive them
+    (docs/memory.md); `no_memory=True` asks without them. The verdict lists what was used.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
     """
     request = AskRequest.model_construct(
         question=question, council=council, models=models, strategy=strategy, params=params,
         timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence,
+        no_memory=no_memory, profile=profile,
     )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
     return await run_request(
         request, settings=settings, store=store, db_path=db_path, on_event=on_event, keys=keys, run_id=run_id
@@ -256,7 +272,7 @@ async def averify(
     params = {"question": question, "collection": collection, "search": search, "db": db, "extract": extract, "judge": judge}
     request = AskRequest.model_construct(
         question=text, council=council, models=models, strategy="verify", params=params,
-        timeout=timeout, quorum=quorum, tier="quick",
+        timeout=timeout, quorum=quorum, tier="quick", no_memory=True,  # a text is checked as written
     )
     verdict = await run_request(request, settings=settings, recorder=recorder, store=store, on_event=on_event, keys=keys)
     assert isinstance(verdict, VerifyVerdict)

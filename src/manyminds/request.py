@@ -37,6 +37,10 @@ class AskRequest(BaseModel):
         default=None, gt=0, le=1,
         description="Below this confidence (calibrated, else raw) the verdict abstains: 'not sure' and the competing answers.",
     )
+    no_memory: bool = Field(default=False, description="Ask without the personal memory (no memories in any prompt).")
+    profile: str | None = Field(
+        default=None, description="The memory profile to draw on (default: $MANYMINDS_PROFILE, else [memory] profile).",
+    )
 
     def check(self, settings: "Settings", registry: "Registry | None" = None) -> "AskRequest":
         """The normalised request, or the `InputError` / `ConfigError` that refuses it: the
@@ -55,6 +59,10 @@ class AskRequest(BaseModel):
         else:
             council, council_settings = settings.council(self.council)
             models, members = None, len(council_settings.members)
+        if self.profile is not None:
+            from .memory.store import check_profile
+
+            check_profile(self.profile)
         strategy = self.strategy or ("deep" if self.tier == "deep" else "council")
         get_strategy(strategy, self.params)  # unknown strategy or parameter: InputError
         if self.quorum is not None and self.quorum > members:

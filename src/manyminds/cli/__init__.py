@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": "manyminds.cli.eval:eval_group",
     "docs": "manyminds.cli.docs:docs",
     "verify": "manyminds.cli.verify:verify",
+    "memory": "manyminds.cli.memory:memory",
     "serve": "manyminds.cli.serve:serve",
     "mcp": "manyminds.cli.serve:mcp",
 }
@@ -32,6 +33,7 @@ SHORT_HELP = {
     "eval": "Evaluate strategies on benchmark datasets and report the results.",
     "docs": "Manage local document collections used as evidence.",
     "verify": "Fact-check a text claim by claim.",
+    "memory": "Personal memory: add, list, search, forget, export notes questions draw on.",
     "serve": "Serve the HTTP API, the OpenAI-compatible endpoint and the web page.",
     "mcp": "Serve the ask and verify tools over MCP (stdio).",
 }

@@ -42,13 +42,18 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--strategy", "strategy_name", help="How the council works: council (default), crosscheck, deep, …")
 @click.option("--min-confidence", type=click.FloatRange(min=0, max=1, min_open=True),
               help="Below this confidence (calibrated, else raw; 0 < X <= 1) answer 'not sure' with the competing answers.")
-def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name, min_confidence) -> None:  # noqa: ANN001
+@click.option("--no-memory", is_flag=True, help="Ask without the personal memory (manyminds memory).")
+@click.option("--profile", help="Memory profile to draw on (default: $MANYMINDS_PROFILE, else [memory] profile).")
+def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name, min_confidence,  # noqa: ANN001
+        no_memory, profile) -> None:  # noqa: ANN001
     """Ask the council QUESTION (or read it from stdin).
 
     Every member answers concurrently; their answers are compared, a chair writes one answer
     with a confidence derived from the members' agreement (calibrated when `manyminds eval
     calibrate` fitted this council), and the run is stored. With --min-confidence X the verdict
     abstains below X: "not sure", with the competing answers and their shares (exit code 0).
+    Memories relevant to the question (manyminds memory) go, as quoted data, to the members
+    allowed to receive them; the verdict lists them. --no-memory asks without.
     """
     from ..api import open_recorder, record_failure
     from ..errors import ManymindsError
@@ -66,7 +71,8 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
     # Unvalidated on purpose: the pipeline refuses a bad question with a stored, precise error.
     request = AskRequest.model_construct(
         question=question_text, council=council_name, models=list(models) or None, timeout=timeout, quorum=quorum,
-        tier="deep" if deep else "quick", min_confidence=min_confidence, **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
+        tier="deep" if deep else "quick", min_confidence=min_confidence, no_memory=no_memory, profile=profile,
+        **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
     )
     if deep:
         _submit_deep(request, as_json, no_store)

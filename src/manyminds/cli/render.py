@@ -148,6 +148,11 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append("\nYou might also ask:\n", style="bold")
         for q in verdict.follow_ups:
             body.append(f"  • {q}\n")
+    memory = memory_lines(verdict)
+    if memory:
+        body.append(f"\n{memory[0]}\n", style="bold")
+        for line in memory[1:]:
+            body.append(line + "\n")
     for w in verdict.warnings:
         body.append(f"\n⚠ {w}", style="yellow")
     footer = " · ".join([run_summary(verdict, " · ")] + [f"{k} {v:.1f}s" for k, v in verdict.timings.items()])
@@ -231,6 +236,7 @@ def plain_verdict(verdict: Verdict) -> str:
         lines.append("Dissent:")
         lines += [f"  - {d.answer}: {', '.join(d.members)} ({d.share:.0%})" for d in verdict.dissent]
     lines += plain_claims(verdict)
+    lines += memory_lines(verdict)
     lines.append("Members:")
     for m in verdict.members:
         if m.ok:
@@ -240,6 +246,16 @@ def plain_verdict(verdict: Verdict) -> str:
             lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
     lines += plain_footer(verdict)
     return "\n".join(lines)
+
+
+def memory_lines(verdict: Verdict) -> list[str]:
+    """"Used from memory (profile P; given to A, B):" and one line per memory; [] if none."""
+    used = getattr(verdict, "memory_used", None)
+    if not used:
+        return []
+    head = f"Used from memory (profile {verdict.memory_profile}; given to {', '.join(verdict.memory_members)}"
+    head += f"; withheld from {', '.join(verdict.memory_withheld)}):" if verdict.memory_withheld else "):"
+    return [head] + [f"  - [{m.id}] {_clip(m.text, 200)}" for m in used]
 
 
 def confidence_kind(verdict: Verdict) -> str:

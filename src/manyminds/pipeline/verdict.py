@@ -170,6 +170,14 @@ class Alternative(BaseModel):
     share: float  # weight of its members over the weight of all members (the raw confidence's scale)
 
 
+class MemoryNote(BaseModel):
+    """A memory the question was given (manyminds.memory): which one, its text, how close it was."""
+
+    id: str
+    text: str
+    score: float
+
+
 class Verdict(BaseModel):
     run_id: str
     question: str
@@ -204,3 +212,9 @@ class Verdict(BaseModel):
     abstained: bool = False
     alternatives: list[Alternative] = Field(default_factory=list)
     withheld_answer: str | None = None
+    # Personal memory: the memories added to the question as quoted data, the profile they came
+    # from, the members that got them and those that did not (their provider was not allowed).
+    memory_used: list[MemoryNote] = Field(default_factory=list)
+    memory_profile: str | None = None
+    memory_members: list[str] = Field(default_factory=list)
+    memory_withheld: list[str] = Field(default_factory=list)

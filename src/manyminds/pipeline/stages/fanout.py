@@ -32,6 +32,9 @@ class Member:
     settings: MemberSettings
     model: Model
     max_concurrency: int = 8
+    # Quoted data put before the question in this member's own answer call (the personal
+    # memory, memory/context.py); None for members that may not receive it.
+    context: str | None = None
 
     @property
     def name(self) -> str:
@@ -46,6 +49,8 @@ class Member:
         if self.settings.system:
             out.append(Message(role="system", content=self.settings.system))
         content = with_confidence_request(question) if self.settings.ask_confidence else question
+        if self.context:
+            content = f"{self.context}\n\nQuestion: {content}"
         out.append(Message(role="user", content=content))
         return out
 
