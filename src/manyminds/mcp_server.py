@@ -1,9 +1,10 @@
 """manyminds as an MCP server for agent hosts (Claude Desktop, IDEs, …): `manyminds mcp`.
 
-Two tools, over stdio, built with the official `mcp` package:
+Tools, over stdio, built with the official `mcp` package:
 
-    ask(question, council?, models?)   → the Verdict JSON (structured content) + a short summary
+    ask(question, council?, models?, no_memory?) → the Verdict JSON (structured content) + a short summary
     verify(text, collection?, council?, models?) → a verdict per claim of `text` + a summary
+    memory_list(profile?) / memory_add(text, profile?) / memory_forget(id, profile?) → the personal memory
 
 Every run is stored in the user dir's database like a run of `manyminds ask`. A failure a user
 can act on (an empty question, an unknown council, a council that could not answer) comes
@@ -55,6 +56,8 @@ ModelsArg = Annotated[
     Field(description='Ask these models instead of a council, e.g. ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"].'),
 ]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
+NoMemoryArg = Annotated[bool, Field(description="Ask without the user's personal memory.")]
+ProfileArg = Annotated[str | None, Field(description="The memory profile (default: the user's default profile).")]
 CollectionArg = Annotated[
     str | None,
     Field(description="A local document collection (`manyminds docs add`) to check the claims against."),
@@ -81,12 +84,14 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
         annotations=RUNS_MODELS,
     )
     async def ask(
-        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None
+        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None,
+        no_memory: NoMemoryArg = False,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
         from .request import AskRequest
 
-        request = AskRequest.model_construct(question=question, council=council, models=models or None)
+        request = AskRequest.model_construct(question=question, council=council, models=models or None,
+                                             no_memory=bool(no_memory))
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip
@@ -110,7 +115,52 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
             db_path=db_path, on_event=on_event,
         ))  # fmt: skip
 
+    add_memory_tools(server, current_settings, db_path)
     return server
+
+
+def add_memory_tools(server: MCPServer, current_settings: Callable[[], Settings], db_path: str | None) -> None:
+    """memory_list, memory_add, memory_forget: what `manyminds memory` does, for the host."""
+    from .memory.store import Memory, MemoryStore, resolve_profile
+
+    def run(action: Callable[[MemoryStore, str], Any], profile: str | None) -> Any:
+        from .store import open_db
+
+        db = open_db(db_path, check_abandoned=False)
+        try:
+            return action(MemoryStore(db), resolve_profile(profile, current_settings()))
+        except ManymindsError as exc:
+            raise ToolError(str(exc)) from None
+        finally:
+            db.close()
+
+    @server.tool(name="memory_list", title="List the personal memory",
+                 description="The notes the user saved about themselves (one profile), oldest first.",
+                 annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False))
+    async def memory_list(profile: ProfileArg = None) -> dict[str, Any]:
+        def action(store: MemoryStore, name: str) -> dict[str, Any]:
+            return {"profile": name, "memories": [m.model_dump() for m in store.list(name)]}
+
+        return await asyncio.to_thread(run, action, profile)
+
+    @server.tool(name="memory_add", title="Save a note to the personal memory",
+                 description="Save a short note about the user (at most 2,000 characters). Questions later "
+                             "draw on it as quoted data, never as instructions.",
+                 annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False))
+    async def memory_add(text: Annotated[str, Field(description="The note to save.")],
+                         profile: ProfileArg = None) -> Memory:
+        return await asyncio.to_thread(run, lambda store, name: store.add(name, text, source="mcp"), profile)
+
+    @server.tool(name="memory_forget", title="Forget a note of the personal memory",
+                 description="Delete one memory for good (its text, vector and search index entries).",
+                 annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True,
+                                             openWorldHint=False))
+    async def memory_forget(id: Annotated[str, Field(description="The memory's id (from memory_list).")],  # noqa: A002
+                            profile: ProfileArg = None) -> dict[str, Any]:
+        def action(store: MemoryStore, name: str) -> dict[str, Any]:
+            return {"profile": name, "forgotten": 1, "id": store.forget(name, id).id}
+
+        return await asyncio.to_thread(run, action, profile)
 
 
 async def call_tool(ctx: Context, summarize: Callable[[Any], str], start: Callable[[Callable], Awaitable[Any]]) -> CallToolResult:

@@ -83,6 +83,8 @@ class RunRequest(BaseModel):
         default=None, min_length=1, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
     strategy: StrategyName | None = Field(default=None, description='Default "council" (quick) or "deep" (deep).')
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
+    no_memory: bool = Field(default=False, description="Ask without the personal memory.")
+    profile: str | None = Field(default=None, min_length=1, max_length=64, description="The memory profile to draw on.")
 
     def to_request(self) -> AskRequest:
         """The wire format (tighter limits, for the OpenAPI document) as the request every

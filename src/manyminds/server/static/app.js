@@ -467,6 +467,7 @@ async function ask(question) {
     models: null,
     strategy: null,
     tier: $("deep").checked ? "deep" : "quick",
+    no_memory: !$("use-memory").checked,
   };
   const button = $("ask-button");
   button.disabled = true;
@@ -517,6 +518,13 @@ function renderVerdict(v) {
   $("confidence-explanation").textContent = v.confidence_explanation || "";
 
   fillList("warnings", (v.warnings || []).map((w) => el("li", { text: w })));
+  const used = v.memory_used || [];
+  fillList("memory-used", used.map((m) => el("li", { dataset: { memoryId: m.id } }, el("q", { text: m.text }),
+    el("span", { class: "hint", text: ` (similarity ${Number(m.score).toFixed(2)})` }))));
+  const given = (v.memory_members || []).join(", ");
+  const withheld = (v.memory_withheld || []).join(", ");
+  $("memory-used-caption").textContent = used.length
+    ? `Profile ${v.memory_profile}; given to ${given || "no member"}${withheld ? `; withheld from ${withheld}` : ""}.` : "";
   fillList("dissent", (v.dissent || []).map((d) =>
     el("li", {}, el("q", { text: d.answer }), ` — ${(d.members || []).join(", ")} (${pct(d.share)})`)));
 
@@ -739,6 +747,50 @@ function markHistory(id) {
   }
 }
 
+// --- the personal memory -----------------------------------------------------------------------
+
+async function loadMemory() {
+  let data;
+  try {
+    data = await api("/api/memory");
+  } catch (err) {
+    if (err.status !== 401) $("memory-list").replaceChildren(el("li", { class: "error-inline", text: err.message }));
+    return;
+  }
+  const memories = (data && data.memories) || [];
+  $("memory-empty").hidden = memories.length > 0;
+  $("memory-list").replaceChildren(...memories.map((m) => {
+    const forget = el("button", { type: "button", class: "link-button forget", text: "Forget",
+      "aria-label": `Forget: ${m.text.slice(0, 60)}` });
+    forget.addEventListener("click", () => forgetMemory(m.id));
+    return el("li", { dataset: { memoryId: m.id } }, el("span", { class: "memory-text", text: m.text }), " ", forget);
+  }));
+}
+
+async function addMemory() {
+  const text = $("memory-text").value;
+  clearError();
+  try {
+    await api("/api/memory", { method: "POST", body: { text } });
+    $("memory-text").value = "";
+    setStatus("Remembered.");
+  } catch (err) {
+    showError(err, "Cannot remember this");
+  }
+  loadMemory();
+}
+
+async function forgetMemory(id) {
+  clearError();
+  try {
+    await api(`/api/memory/${encodeURIComponent(id)}`, { method: "DELETE" });
+    setStatus("Forgotten.");
+  } catch (err) {
+    showError(err, "Cannot forget this");
+  }
+  loadMemory();
+}
+
 async function loadCouncils() {
   try {
     const data = await api("/api/councils");
@@ -786,14 +838,20 @@ function init() {
     clearError();
     loadCouncils();
     loadHistory();
+    loadMemory();
   });
   $("history-form").addEventListener("submit", (e) => {
     e.preventDefault();
     loadHistory();
   });
   $("history-search").addEventListener("input", debounce(loadHistory, 250));
+  $("memory-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    addMemory();
+  });
   loadCouncils();
   loadHistory();
+  loadMemory();
   const wanted = new URLSearchParams(location.hash.slice(1)).get("run");
   if (wanted) loadRun(wanted);
 }
