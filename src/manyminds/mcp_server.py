@@ -29,6 +29,7 @@ from pydantic import Field
 from .version import __version__
 from .config import Settings, load_settings
 from .errors import ManymindsError
+from .memory.store import Memory, MemoryStore, resolve_profile
 from .pipeline.events import Event
 from .pipeline.verdict import Verdict
 from .strategies.verify import VerifyReport
@@ -121,7 +122,6 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
 
 def add_memory_tools(server: MCPServer, current_settings: Callable[[], Settings], db_path: str | None) -> None:
     """memory_list, memory_add, memory_forget: what `manyminds memory` does, for the host."""
-    from .memory.store import Memory, MemoryStore, resolve_profile
 
     def run(action: Callable[[MemoryStore, str], Any], profile: str | None) -> Any:
         from .store import open_db
