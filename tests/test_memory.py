@@ -326,3 +326,25 @@ async def test_a_chair_that_may_not_receive_memories_is_named_in_a_warning(store
     bodies = [json.dumps(r.body) for r in remote.requests]
     assert len(bodies) >= 2  # its own answer, then the chair's prompt
     assert all("My dog is called" not in b and "<memory>" not in b for b in bodies)
+
+
+def test_ask_with_a_bad_profile_fails_and_is_stored(manyminds_home, db_file):
+    result = cli("ask", "--json", "--profile", "../x", "Who wrote Hamlet?")
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "InputError" and "Invalid profile name '../x'" in error["message"]
+    status, stored = raw(db_file, "select status, error from runs")[0]
+    assert status == "failed" and "Invalid profile name" in stored
+
+
+async def test_a_profile_per_question_and_memory_switched_off_in_the_settings(store, db_file):
+    seen: list[str] = []
+    for name in ("m1", "m2"):
+        ScriptedModel.register_script(name, obeying(seen))
+    store.add("work", "The capital of France is where my office is.")
+    settings = scripted_settings(["scripted"])
+    assert (await aask("What is the capital of France?", settings=settings, db_path=db_file)).memory_used == []
+    work = await aask("What is the capital of France?", settings=settings, db_path=db_file, profile="work")
+    assert work.memory_profile == "work" and len(work.memory_used) == 1
+    off = settings.model_copy(update={"memory": MemorySettings(share_with=["scripted"], enabled=False)})
+    assert (await aask("What is the capital of France?", settings=off, db_path=db_file, profile="work")).memory_used == []
