@@ -360,10 +360,11 @@ def test_the_openapi_document_describes_the_contract(live):
     paths = spec["paths"]
     for path, method in [("/healthz", "get"), ("/v1/models", "get"), ("/v1/chat/completions", "post"), ("/api/runs", "post"),
                          ("/api/runs", "get"), ("/api/runs/{run_id}", "get"), ("/api/runs/{run_id}/events", "get"),
-                         ("/api/runs/{run_id}/cancel", "post"), ("/api/councils", "get")]:
+                         ("/api/runs/{run_id}/cancel", "post"), ("/api/councils", "get"), ("/api/memory", "get"),
+                         ("/api/memory", "post"), ("/api/memory/{memory_id}", "delete")]:
         assert method in paths[path], path
     body = spec["components"]["schemas"]["RunRequest"]
-    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier"}
+    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "no_memory", "profile"}
     assert body["additionalProperties"] is False
     assert "202" in paths["/api/runs"]["post"]["responses"]
     assert paths["/api/runs"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
