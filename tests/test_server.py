@@ -234,6 +234,20 @@ def test_cancel_deep_runs_queued_and_running(live, slow):
 # --- bad input: precise 4xx, one error shape, nothing stored -------------------------------------------
 
 
+def test_a_run_below_min_confidence_abstains_and_a_bad_minimum_is_refused(live, db_path):
+    srv = live()
+    for bad in (0, 1.5, "high"):
+        r = httpx.post(srv.url + "/api/runs", json={"question": "Who wrote Hamlet?", "min_confidence": bad})
+        assert r.status_code == 422 and r.json()["error"]["param"].endswith("min_confidence"), r.text
+    assert rows(db_path, "runs") == 0
+    run_id = httpx.post(srv.url + "/api/runs", json={"question": "Who wrote Hamlet?", "min_confidence": 0.99}).json()["id"]
+    verdict = follow(f"{srv.url}/api/runs/{run_id}/events")[-1]["data"]["data"]
+    assert verdict["abstained"] is True and verdict["answer"].startswith("Not sure:")
+    assert "Shakespeare" in verdict["withheld_answer"] and len(verdict["alternatives"]) >= 1
+    stored = httpx.get(f"{srv.url}/api/runs/{run_id}").json()
+    assert stored["verdict"]["abstained"] is True
+
+
 @pytest.mark.parametrize(
     "send, status, code",
     [
@@ -364,7 +378,8 @@ def test_the_openapi_document_describes_the_contract(live):
                          ("/api/memory", "post"), ("/api/memory/{memory_id}", "delete")]:
         assert method in paths[path], path
     body = spec["components"]["schemas"]["RunRequest"]
-    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "no_memory", "profile"}
+    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "min_confidence", "no_memory",
+                                       "profile"}
     assert body["additionalProperties"] is False
     assert "202" in paths["/api/runs"]["post"]["responses"]
     assert paths["/api/runs"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")

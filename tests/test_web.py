@@ -496,3 +496,33 @@ def test_ask_the_local_council_end_to_end(manyminds_home, browser, tmp_path):
         print(f"screenshots: {shot} {viewport}")
         if os.environ.get("MANYMINDS_UPDATE_SCREENSHOT"):
             shutil.copyfile(shot, REPO / "docs" / "web.png")
+
+
+def test_roles_in_the_council_view_and_specialists_in_the_verdict(manyminds_home, browser, tmp_path):
+    judge = '{"errors": [], "ranking": ["A", "B"]}'
+    with FakeOpenAIServer({"general": Behaviour(text="391"), "calc": Behaviour(text="Answer: 391"),
+                           "nurse": Behaviour(text="Sleep well."), "judge": Behaviour(text=judge)}) as srv:
+        lines = ['default_council = "team"', "[providers.fake]", f'base_url = "{srv.base_url}"', "[councils.team]",
+                 "quorum = 1", "timeout = 20", "retries = 0", 'short_answer = "heuristic"', 'chair = "general"']
+        for name, role in (("general", None), ("calc", "maths"), ("nurse", "health-with-caution"), ("judge", "critic")):
+            lines += ["[[councils.team.members]]", f'name = "{name}"', f'model = "fake/{name}"'] + ([f'role = "{role}"'] if role else [])
+        (manyminds_home / "settings.toml").write_text("\n".join(lines) + "\n")
+        with running_server(tmp_path / "serve.log") as base:
+            open_page(browser, base)
+            # The council picker shows the roles of the selected council's members.
+            option = browser.find_element(By.CSS_SELECTOR, '#council option[value="team"]').text
+            assert "calc [maths]" in option and "judge [critic]" in option and "general [" not in option
+            roles = {li.get_attribute("data-member"): li.text for li in browser.find_elements(By.CSS_SELECTOR, "#council-roles li")}
+            assert set(roles) == {"calc", "nurse", "judge"} and "maths (answer)" in roles["calc"] and "critic (critic)" in roles["judge"]
+
+            ask(browser, "What is 17 * 23?")
+            wait_for_verdict(browser)
+            items = {li.get_attribute("data-member"): li for li in browser.find_elements(By.CSS_SELECTOR, "#specialists-list li")}
+            assert items["calc"].get_attribute("data-status") == "spoke"
+            assert items["nurse"].get_attribute("data-status") == "skipped" and "health-with-caution" in items["nurse"].text
+            assert items["judge"].get_attribute("data-status") == "reviewed" and "scores:" in items["judge"].text
+            # The skipped specialist's column says it was not asked, and why.
+            nurse = browser.find_element(By.CSS_SELECTOR, '#members .member[data-member="nurse"]')
+            assert "skipped" in nurse.find_element(By.CSS_SELECTOR, ".badge").text
+            assert "none of role 'health-with-caution'" in nurse.find_element(By.CSS_SELECTOR, ".member-note").text
+            assert console_errors(browser) == []

@@ -103,17 +103,17 @@ async def run_request(
         record_failure(recorder, request.question, request.council or "default", exc, strategy=strategy, run_id=run_id)
         raise
     try:
-        finishing = Finishing(recorder, resolved, min_confidence, found)
+        notes = []
+        if learned is not None:
+            from .trust import learned_note
+
+            notes.append(learned_note(resolved, strategy))
+        finishing = Finishing(recorder, resolved, min_confidence, notes, found)
         verdict = await run_council(
             request.question, resolved, strategy=strategy, params=params, recorder=finishing,
             emit=on_event or ignore_event, run_id=run_id,
         )
         finishing.finalise(verdict)  # already done when the recorder stored it; idempotent
-        if learned is not None:
-            verdict.warnings.append(
-                f"Strategy {verdict.strategy!r} with the weights learned from stored eval runs for this council "
-                "(manyminds eval fit-trust; delete trust.json in the user dir to undo)."
-            )
         return verdict
     finally:
         await resolved.aclose()
@@ -135,11 +135,12 @@ class Finishing:
     and the returned verdict are the same."""
 
     def __init__(self, recorder: Recorder | None, council: Council, min_confidence: float | None,
-                 memory: "Recall | None" = None) -> None:
+                 notes: list[str] | None = None, memory: "Recall | None" = None) -> None:  # fmt: skip
         from .pipeline.run import NullRecorder
 
         self.inner = recorder if recorder is not None else NullRecorder()
         self.council, self.min_confidence, self.done = council, min_confidence, False
+        self.notes = list(notes or [])  # warnings the stored verdict must carry too
         self.memory = memory
 
     def __getattr__(self, name: str) -> Any:  # e.g. RunRecorder.db
@@ -151,6 +152,7 @@ class Finishing:
         from .calibration import abstain, apply_calibration
 
         self.done = True
+        verdict.warnings.extend(self.notes)
         if self.memory is not None:
             self.memory.apply(verdict)
         try:

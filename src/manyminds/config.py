@@ -17,9 +17,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .errors import ConfigError
+from .guardrails import GuardrailSettings
+from .roles import RoleSpec, resolve_role
 
 SETTINGS_FILE = "settings.toml"
 KEYS_FILE = "keys.json"
@@ -63,6 +65,9 @@ class MemberSettings(BaseModel):
     # member's signals and removed from its text). Meant for chat models: a base model's stop
     # sequences end its answer at the first blank line, so it rarely gets there.
     ask_confidence: bool = False
+    # A role (roles.py): a shipped or [roles.NAME] name, or an inline table of role fields.
+    role: str | dict[str, Any] | None = None
+    _role: Any = PrivateAttr(default=None)  # the resolved Role, set when the settings load
 
 
 class ProviderSettings(BaseModel):
@@ -100,6 +105,7 @@ class CouncilSettings(BaseModel):
     short_answer: str = Field(default="auto", pattern="^(auto|model|heuristic)$")
     # Names that count as the same answer when comparing, e.g. {"USA": ["United States", "US"]}.
     answer_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    guardrails: GuardrailSettings | None = None  # topics refused or answered with a warning
 
     @model_validator(mode="after")
     def _check(self) -> "CouncilSettings":
@@ -139,6 +145,7 @@ class Settings(BaseModel):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     search: dict[str, SearchSettings] = Field(default_factory=dict)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    roles: dict[str, RoleSpec] = Field(default_factory=dict)  # added to (or replacing) the shipped roles
 
     def council(self, name: str | None = None) -> tuple[str, CouncilSettings]:
         name = name or self.default_council
@@ -218,12 +225,22 @@ def load_settings(path: Path | None = None) -> Settings:
         raise ConfigError(f"Invalid settings in {path}:\n{_validation_text(exc)}") from None
     settings.councils.setdefault("local", default_local_council())
     settings.councils.setdefault("local-plus", local_plus_council())
+    resolve_member_roles(settings)
     if settings.default_council not in settings.councils:
         raise ConfigError(
             f"default_council {settings.default_council!r} in {path} is not defined; "
             f"known councils: {', '.join(sorted(settings.councils))}."
         )
     return settings
+
+
+def resolve_member_roles(settings: Settings) -> None:
+    """Resolve every member's role now, so an unknown or broken role fails at load time with
+    the member and the council named (and `Council.build` finds user-defined roles)."""
+    for council_name, council in settings.councils.items():
+        for member in council.members:
+            where = f"member {member.name!r} of council {council_name!r}"
+            member._role = resolve_role(member.role, where, settings.roles)
 
 
 def _validation_text(exc: ValidationError) -> str:

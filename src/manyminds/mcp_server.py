@@ -2,8 +2,9 @@
 
 Tools, over stdio, built with the official `mcp` package:
 
-    ask(question, council?, models?, no_memory?) → the Verdict JSON (structured content) + a short summary
+    ask(question, council?, models?, min_confidence?, no_memory?) → the Verdict JSON (structured content) + a short summary
     verify(text, collection?, council?, models?) → a verdict per claim of `text` + a summary
+    councils()                         → the councils (members, models, roles, guardrails) and the roles
     memory_list(profile?) / memory_add(text, profile?) / memory_forget(id, profile?) → the personal memory
 
 Every run is stored in the user dir's database like a run of `manyminds ask`. A failure a user
@@ -46,6 +47,8 @@ INSTRUCTIONS = (
 
 # Not read-only: each call runs (and may pay for) model calls and stores a run; nothing is deleted.
 RUNS_MODELS = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True)
+# Reads the settings only.
+READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 
 QuestionArg = Annotated[str, Field(description="The question to ask every member of the council.")]
 CouncilArg = Annotated[
@@ -55,6 +58,10 @@ CouncilArg = Annotated[
 ModelsArg = Annotated[
     list[str] | None,
     Field(description='Ask these models instead of a council, e.g. ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"].'),
+]
+MinConfidenceArg = Annotated[
+    float | None,
+    Field(description='Abstain below this calibrated confidence (0 < x <= 1): the answer is "not sure" with the competing answers.'),
 ]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
 NoMemoryArg = Annotated[bool, Field(description="Ask without the user's personal memory.")]
@@ -66,7 +73,7 @@ CollectionArg = Annotated[
 
 
 def build_server(settings: Settings | None = None, *, db_path: str | None = None) -> MCPServer:
-    """The MCP server with its two tools. `settings` default to the user dir's settings file,
+    """The MCP server with its tools (ask, verify, councils). `settings` default to the user dir's settings file,
     read on every call so an edit applies without restarting the host."""
 
     server = MCPServer(name="manyminds", title="manyminds council", instructions=INSTRUCTIONS, version=__version__)
@@ -86,13 +93,13 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     )
     async def ask(
         question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None,
-        no_memory: NoMemoryArg = False,
+        min_confidence: MinConfidenceArg = None, no_memory: NoMemoryArg = False,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
         from .request import AskRequest
 
         request = AskRequest.model_construct(question=question, council=council, models=models or None,
-                                             no_memory=bool(no_memory))
+                                             min_confidence=min_confidence, no_memory=bool(no_memory))
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip
@@ -115,6 +122,25 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
             text, council=council, models=models or None, collection=collection, settings=current_settings(),
             db_path=db_path, on_event=on_event,
         ))  # fmt: skip
+
+    @server.tool(
+        name="councils",
+        title="Describe the councils",
+        description=(
+            "The councils in the user's settings: each member's model and role (a specialist's domain and "
+            "the topics it answers or refuses; a critic scores the others instead of answering), the "
+            "chair, the quorum and the council's guardrails; and every role a member can have."
+        ),
+        annotations=READ_ONLY,
+    )
+    async def councils() -> dict[str, Any]:
+        from .council_view import councils_view, roles_view
+
+        try:
+            settings = current_settings()
+            return {**councils_view(settings), **roles_view(settings)}
+        except ManymindsError as exc:
+            raise ToolError(error_text(exc)) from None
 
     add_memory_tools(server, current_settings, db_path)
     return server
@@ -261,6 +287,8 @@ def summarize_verdict(verdict: Verdict) -> str:
         lines.append(f"Member {m.member} {m.status}: {(m.error or {}).get('message', '')}")
     for w in verdict.warnings:
         lines.append(f"Warning: {w}")
+    for n in verdict.specialists:
+        lines.append(f"Specialist {n.member} ({n.role}): {n.status} — {n.reason}")
     if verdict.follow_ups:
         lines.append("Worth asking next: " + " | ".join(verdict.follow_ups))
     answered = sum(1 for m in verdict.members if m.ok)

@@ -3,7 +3,9 @@
 question never imports the evaluation harness).
 
 trust.json lives in the user dir, keyed by a fingerprint of the council's members (name, model,
-system prompt, temperature), so a changed council never gets stale weights.
+system prompt, temperature), so a changed council never gets stale weights. A copy fitted for the
+bundled local council ships in the package (data/trust.json); it applies only where the user's
+file has no entry for the council, and a strategy named in the call always overrides it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,10 @@ def trust_path() -> Path:
     return user_dir() / TRUST_FILE
 
 
+def shipped_trust_path() -> Path:
+    return Path(str(resources.files("manyminds") / "data" / TRUST_FILE))
+
+
 def read_trust_file(path: Path | None = None) -> dict[str, Any]:
     from .councilfile import read_council_file
 
@@ -51,8 +58,17 @@ def read_trust_file(path: Path | None = None) -> dict[str, Any]:
 
 
 def learned_trust(council: "Council", path: Path | None = None) -> dict[str, Any] | None:
-    """The trust.json entry for exactly this council, or None."""
-    return read_trust_file(path)["councils"].get(fingerprint(council))
+    """The trust.json entry for exactly this council, or None. Without `path`: the user's file,
+    else the shipped one (its entry says `"shipped": true`)."""
+    key = fingerprint(council)
+    if path is not None:
+        return read_trust_file(path)["councils"].get(key)
+    entry = read_trust_file(trust_path())["councils"].get(key)
+    if entry is None and shipped_trust_path().exists():
+        entry = read_trust_file(shipped_trust_path())["councils"].get(key)
+        if entry is not None:
+            entry = {**entry, "shipped": True}
+    return entry
 
 
 def apply_learned(
@@ -79,9 +95,19 @@ def apply_learned(
 def learned_default(council: "Council") -> tuple["Council", str, dict[str, Any] | None]:
     """(council, strategy, params) for a call that named no strategy: "council", or what
     `eval fit-trust` recorded for exactly this council (params is then not None)."""
-    if not trust_path().exists():  # the common case: no eval was ever fitted
+    if not trust_path().exists() and not shipped_trust_path().exists():
         return council, "council", None
     resolved, strategy, params = apply_learned(council, "council")
     if resolved is council and strategy == "council" and not params:
         return council, "council", None
     return resolved, strategy, params
+
+
+def learned_note(council: "Council", strategy: str) -> str:
+    """The verdict's warning when the learned default ran instead of the plain council."""
+    entry = learned_trust(council) or {}
+    if entry.get("shipped"):
+        return (f"Strategy {strategy!r} as chosen for this council by the evaluation shipped with manyminds "
+                f"({entry.get('why') or 'docs/results.md'}); ask with --strategy council for the plain weighted vote.")
+    return (f"Strategy {strategy!r} with the weights learned from stored eval runs for this council "
+            "(manyminds eval fit-trust; delete trust.json in the user dir to undo).")

@@ -21,6 +21,7 @@ COMMANDS = {
     "memory": "manyminds.cli.memory:memory",
     "serve": "manyminds.cli.serve:serve",
     "mcp": "manyminds.cli.serve:mcp",
+    "roles": "manyminds.cli.roles:roles",
 }
 
 SHORT_HELP = {
@@ -36,6 +37,7 @@ SHORT_HELP = {
     "memory": "Personal memory: add, list, search, forget, export notes questions draw on.",
     "serve": "Serve the HTTP API, the OpenAI-compatible endpoint and the web page.",
     "mcp": "Serve the ask and verify tools over MCP (stdio).",
+    "roles": "List the roles members can have (specialists, critic); show one.",
 }
 
 

@@ -153,6 +153,10 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append(f"\n{memory[0]}\n", style="bold")
         for line in memory[1:]:
             body.append(line + "\n")
+    if verdict.specialists:
+        body.append("\nSpecialists:\n", style="bold")
+        for line in specialist_lines(verdict):
+            body.append(f"  • {line}\n")
     for w in verdict.warnings:
         body.append(f"\n⚠ {w}", style="yellow")
     footer = " · ".join([run_summary(verdict, " · ")] + [f"{k} {v:.1f}s" for k, v in verdict.timings.items()])
@@ -244,6 +248,9 @@ def plain_verdict(verdict: Verdict) -> str:
             lines.append("      " + m.text.replace("\n", "\n      "))
         else:
             lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
+    if verdict.specialists:
+        lines.append("Specialists:")
+        lines += [f"  - {line}" for line in specialist_lines(verdict)]
     lines += plain_footer(verdict)
     return "\n".join(lines)
 
@@ -256,6 +263,21 @@ def memory_lines(verdict: Verdict) -> list[str]:
     head = f"Used from memory (profile {verdict.memory_profile}; given to {', '.join(verdict.memory_members)}"
     head += f"; withheld from {', '.join(verdict.memory_withheld)}):" if verdict.memory_withheld else "):"
     return [head] + [f"  - [{m.id}] {_clip(m.text, 200)}" for m in used]
+
+
+def specialist_lines(verdict: Verdict) -> list[str]:
+    """One line per member with a role: what it did and why ("maths-bot (maths): skipped — …")."""
+    out = []
+    for n in verdict.specialists:
+        line = f"{n.member} ({n.role}): {n.status}"
+        if n.reason:
+            line += f" — {n.reason}"
+        if n.scores:
+            line += " [" + ", ".join(f"{m} {s:.2f}" for m, s in n.scores.items()) + "]"
+        if n.weight is not None and n.kind == "answer":
+            line += f" (weight {n.weight:g})"
+        out.append(line)
+    return out
 
 
 def confidence_kind(verdict: Verdict) -> str:

@@ -72,8 +72,11 @@ def council(name: str | None, as_json: bool) -> None:
         return
     click.echo(f"Council {info['name']!r} (councils defined: {', '.join(info['councils'])})")
     for m in info["members"]:
-        extras = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("name", "model", "system"))
+        extras = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("name", "model", "system") and not k.startswith("role"))
         click.echo(f"  - {m['name']}: {m['model']} [{info['usable'][m['name']]}] {extras}")
+        if m.get("role"):
+            topics = ", ".join(m.get("role_topics") or []) or "every topic"
+            click.echo(f"      role: {m['role']} ({m['role_kind']}) — {m.get('role_domain', '')} Topics: {topics}")
         if m.get("system"):
             click.echo(f"      system: {m['system']}")
     click.echo(f"  chair: {info['chair']['member']} ({info['chair']['model']})")

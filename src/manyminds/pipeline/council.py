@@ -12,6 +12,7 @@ from ..models.base import Model
 from ..models.registry import Registry
 from ..models.retry import ProviderLimiter
 from ..models.wrappers import Retrying, ModelWrapper, wrap_for_council
+from ..roles import member_role, role_view
 from .stages.fanout import Member
 
 MAX_QUESTION_CHARS = 100_000
@@ -78,10 +79,16 @@ class Council:
 
         members = []
         for ms in settings.members:
+            # Resolved when the settings loaded (user roles); else here, against the shipped ones.
+            role = member_role(ms, f"member {ms.name!r} of council {name!r}")
             model = model_for(ms.model)
             spec = registry.providers[model.provider]
             cap = min(spec.max_concurrency, settings.max_concurrency_per_provider)
-            members.append(Member(settings=ms, model=model, max_concurrency=cap))
+            seat = ms
+            if role is not None:  # the role's prompt (with its refusal rule) before the member's own
+                seat = ms.model_copy(update={"system": role.system_prompt(ms.system)})
+                seat._role = role
+            members.append(Member(settings=seat, model=model, max_concurrency=cap, role=role))
         chair_ref = settings.chair or settings.members[0].name
         seat = next((m for m in members if m.name == chair_ref), None)
         if seat is not None:
@@ -117,13 +124,15 @@ class Council:
         return {
             "name": self.name,
             "members": [
-                {"name": m.name, "model": m.model.name, **m.settings.model_dump(exclude={"name", "model"}, exclude_none=True)}
+                {"name": m.name, "model": m.model.name, **m.settings.model_dump(exclude={"name", "model"}, exclude_none=True),
+                 **role_view(m.role)}
                 for m in self.members
             ],
             "chair": {"member": self.chair_name, "model": self.chair_model.name},
             "quorum": self.settings.quorum,
             "timeout": self.settings.timeout,
             "retries": self.settings.retries,
+            **({"guardrails": self.settings.guardrails.model_dump()} if self.settings.guardrails else {}),
         }
 
     async def aclose(self) -> None:

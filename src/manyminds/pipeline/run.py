@@ -20,6 +20,7 @@ from ..errors import ManymindsError
 from ..models.base import Usage
 from .council import Council, validate_question
 from .events import Event, EventSink, fan_events, ignore_event
+from .specialists import SpecialistPlan, plan_specialists
 from .stages.fanout import FanOut, check_context
 from .verdict import MemberAnswer, Review, UsageOut, Verdict
 
@@ -111,6 +112,7 @@ class RunContext:
     emit: EventSink
     extra_usage: list[UsageOut] = field(default_factory=list)  # calls outside the member answers
     extra_costs: list[float | None] = field(default_factory=list)
+    specialists: SpecialistPlan | None = None  # roles: routing, refusal rules, critics (specialists.py)
 
     def fanout(self, stage: str = "fan_out") -> FanOut:
         return FanOut(timeout=self.council.settings.timeout, emit=self.emit, run_id=self.run_id, stage=stage)
@@ -210,6 +212,7 @@ async def run_council(
     → synthesize). Raises `InputError`, `QuorumNotMet`, …; the run is stored (as failed or
     incomplete) before any error leaves this function. `run_id` fixes the run's id in advance
     (a ULID), for callers that hand it out before the run ends."""
+    from ..guardrails import check_question
     from ..strategies.base import get_strategy
 
     recorder = recorder or NullRecorder()
@@ -230,9 +233,16 @@ async def run_council(
     try:
         chosen = get_strategy(strategy, params) if isinstance(strategy, str) else strategy
         question = validate_question(question)
-        check_context(question, council.members)
-        ctx = RunContext(question, council, run_id, watch, sink)
+        guard_notes = check_question(council.settings.guardrails, question)  # QuestionRefused: stored as failed
+        plan = plan_specialists(council, question)  # who may answer: specialists out of their domain are skipped
+        asked = plan.council if plan is not None else council
+        check_context(question, asked.members)
+        ctx = RunContext(question, asked, run_id, watch, sink, specialists=plan)
         verdict = await chosen.run(ctx)
+        if plan is not None:
+            plan.finish(verdict)
+        verdict.guardrails = guard_notes
+        verdict.warnings[:0] = [f"Guardrail: {n.message}" for n in guard_notes]
         verdict.timings["total"] = round(time.perf_counter() - started, 4)
         verdict.created_at = created_at
         recorder.finish(run_id, verdict)

@@ -178,6 +178,31 @@ class MemoryNote(BaseModel):
     score: float
 
 
+class SpecialistNote(BaseModel):
+    """What one member with a role did in a run (pipeline/specialists.py)."""
+
+    member: str
+    role: str  # the role's name, or "inline"
+    kind: Literal["answer", "critic"]
+    # spoke: answered and voted; skipped: not asked (out of its domain, or a refused topic);
+    # withheld: its answer broke its refusal rules; declined: it refused as its role told it;
+    # failed: its call failed; reviewed: a critic that scored the others; not_run: a critic
+    # the strategy gave nothing to review.
+    status: Literal["spoke", "skipped", "withheld", "declined", "failed", "reviewed", "not_run"]
+    reason: str
+    domain: str = ""
+    scores: dict[str, float] = Field(default_factory=dict)  # a critic's score per reviewed member, 0..1
+    weight: float | None = None  # an answering specialist's vote weight after the critics
+
+
+class GuardNote(BaseModel):
+    """A council guardrail that applied to the question (guardrails.py)."""
+
+    action: Literal["warn"]
+    topic: str  # the pattern that matched
+    message: str
+
+
 class Verdict(BaseModel):
     run_id: str
     question: str
@@ -218,3 +243,9 @@ class Verdict(BaseModel):
     memory_profile: str | None = None
     memory_members: list[str] = Field(default_factory=list)
     memory_withheld: list[str] = Field(default_factory=list)
+
+
+    # Roles (pipeline/specialists.py) and guardrails (guardrails.py): which specialists spoke,
+    # which were skipped and why; the warning rules that applied to the question.
+    specialists: list[SpecialistNote] = Field(default_factory=list)
+    guardrails: list[GuardNote] = Field(default_factory=list)

@@ -6,6 +6,7 @@
     GET  /api/runs/{id}/events      text/event-stream of the pipeline's own events
     POST /api/runs/{id}/cancel
     GET  /api/councils
+    GET  /api/roles
 
 A run is known from three places, in this order: the broker (a quick run of this process that
 may not have written its row yet), the `runs` table, and the `jobs` table (a deep run still
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..council_view import councils_view, roles_view
 from ..errors import InputError, ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
 from ..pipeline.events import Event, EventKind
@@ -45,6 +47,7 @@ from ..request import AskRequest
 from .schemas import (
     API_ERRORS,
     CouncilList,
+    RoleList,
     Job,
     RunCreated,
     RunDocument,
@@ -85,6 +88,9 @@ class RunRequest(BaseModel):
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
     no_memory: bool = Field(default=False, description="Ask without the personal memory.")
     profile: str | None = Field(default=None, min_length=1, max_length=64, description="The memory profile to draw on.")
+    min_confidence: float | None = Field(
+        default=None, gt=0, le=1,
+        description='Below this calibrated confidence the verdict answers "not sure" and lists the competing answers.')
 
     def to_request(self) -> AskRequest:
         """The wire format (tighter limits, for the OpenAPI document) as the request every
@@ -148,18 +154,16 @@ def _pending_document(state: Any, run_id: str, job: dict[str, Any] | None) -> di
 # --- routes ---------------------------------------------------------------------------------
 
 
-@router.get("/councils", response_model=CouncilList, responses=API_ERRORS, summary="The councils in the settings")
+@router.get("/councils", response_model=CouncilList, response_model_exclude_none=True, responses=API_ERRORS,
+            summary="The councils in the settings")
 async def councils(request: Request) -> dict[str, Any]:
-    settings = _state(request).settings
-    out = []
-    for name, c in sorted(settings.councils.items()):
-        out.append({
-            "name": name,
-            "members": [{"name": m.name, "model": m.model} for m in c.members],
-            "chair": c.chair or c.members[0].name,
-            "quorum": c.quorum,
-        })
-    return {"default": settings.default_council, "councils": out}
+    """Each member's role fields appear only when it has a role (`role_topics` absent: every topic)."""
+    return councils_view(_state(request).settings)
+
+
+@router.get("/roles", response_model=RoleList, responses=API_ERRORS, summary="The roles members can have")
+async def roles_list(request: Request) -> dict[str, Any]:
+    return roles_view(_state(request).settings)
 
 
 @router.post("/runs", status_code=202, response_model=RunCreated, responses=API_ERRORS, summary="Start a run")

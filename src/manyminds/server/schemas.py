@@ -158,6 +158,11 @@ class RunDocument(BaseModel):
 class CouncilMember(BaseModel):
     name: str
     model: str
+    role: str | None = Field(default=None, description="The member's role (roles.toml / [roles.NAME]), or \"inline\".")
+    role_kind: Literal["answer", "critic"] | None = None
+    role_domain: str | None = None
+    role_topics: list[str] | None = Field(default=None, description="Topics it answers; null: every topic.")
+    role_refuse: list[str] | None = None
 
 
 class CouncilInfo(BaseModel):
@@ -165,6 +170,22 @@ class CouncilInfo(BaseModel):
     members: list[CouncilMember]
     chair: str
     quorum: int
+    guardrails: dict[str, Any] | None = Field(default=None, description="Topics the council refuses or answers with a warning.")
+
+
+class RoleInfo(BaseModel):
+    name: str
+    source: Literal["shipped", "settings", "inline"]
+    domain: str
+    kind: Literal["answer", "critic"]
+    system: str | None
+    topics: list[str] | None
+    refuse: list[str]
+    warning: str | None
+
+
+class RoleList(BaseModel):
+    roles: list[RoleInfo]
 
 
 class CouncilList(BaseModel):

