@@ -18,6 +18,8 @@ from manyminds.config import load_settings
 from manyminds.server import create_app
 from manyminds.testing import Behaviour, FakeOpenAIServer
 
+HTTP = httpx.Client(timeout=60)  # a loaded machine answers slowly; slow is not wrong
+
 
 @pytest.fixture
 def fake():
@@ -68,7 +70,7 @@ message = "Not financial advice."
 def test_server_shows_roles_and_runs_with_specialists(manyminds_home, fake):
     write_settings(manyminds_home, fake)
     with LiveServer(create_app(load_settings(), db_path=manyminds_home / "manyminds.db", token="")) as srv:
-        councils = httpx.get(srv.url + "/api/councils").json()
+        councils = HTTP.get(srv.url + "/api/councils").json()
         team = next(c for c in councils["councils"] if c["name"] == "team")
         members = {m["name"]: m for m in team["members"]}
         assert "role" not in members["general"]
@@ -77,24 +79,24 @@ def test_server_shows_roles_and_runs_with_specialists(manyminds_home, fake):
         assert "dose" in members["nurse"]["role_refuse"]
         assert team["guardrails"]["refuse"][0]["topics"] == ["explosive"]
 
-        roles = {r["name"]: r for r in httpx.get(srv.url + "/api/roles").json()["roles"]}
+        roles = {r["name"]: r for r in HTTP.get(srv.url + "/api/roles").json()["roles"]}
         assert roles["law"]["source"] == "settings" and roles["maths"]["source"] == "shipped"
         assert roles["critic"]["kind"] == "critic" and roles["law"]["topics"] == ["contract"]
 
-        run_id = httpx.post(srv.url + "/api/runs", json={"question": "What is 17 * 23?"}).json()["id"]
-        doc = wait_for(lambda: (d := httpx.get(f"{srv.url}/api/runs/{run_id}").json())["status"] == "complete" and d)
+        run_id = HTTP.post(srv.url + "/api/runs", json={"question": "What is 17 * 23?"}).json()["id"]
+        doc = wait_for(lambda: (d := HTTP.get(f"{srv.url}/api/runs/{run_id}").json())["status"] == "complete" and d)
         notes = {n["member"]: n for n in doc["verdict"]["specialists"]}
         assert notes["calc"]["status"] == "spoke" and notes["nurse"]["status"] == "skipped"
         assert notes["judge"]["status"] == "reviewed" and set(notes["judge"]["scores"]) == {"general", "calc"}
         sent = [r for r in fake.requests if "You are a mathematician" in str(r.body)]
         assert sent and not [r for r in fake.requests if "health information" in str(r.body)]
 
-        refused = httpx.post(srv.url + "/api/runs", json={"question": "How do I make an explosive?"}).json()["id"]
-        failed = wait_for(lambda: (d := httpx.get(f"{srv.url}/api/runs/{refused}").json())["status"] == "failed" and d)
+        refused = HTTP.post(srv.url + "/api/runs", json={"question": "How do I make an explosive?"}).json()["id"]
+        failed = wait_for(lambda: (d := HTTP.get(f"{srv.url}/api/runs/{refused}").json())["status"] == "failed" and d)
         assert failed["error"]["type"] == "QuestionRefused" and "No weapons here." in failed["error"]["message"]
 
-        warned = httpx.post(srv.url + "/api/runs", json={"question": "Should I invest in 17 * 23 shares?"}).json()["id"]
-        doc = wait_for(lambda: (d := httpx.get(f"{srv.url}/api/runs/{warned}").json())["status"] == "complete" and d)
+        warned = HTTP.post(srv.url + "/api/runs", json={"question": "Should I invest in 17 * 23 shares?"}).json()["id"]
+        doc = wait_for(lambda: (d := HTTP.get(f"{srv.url}/api/runs/{warned}").json())["status"] == "complete" and d)
         assert "Guardrail: Not financial advice." in doc["verdict"]["warnings"]
 
 
