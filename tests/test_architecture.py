@@ -26,7 +26,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = "manyminds"
 MAX_LINES = 650
 MAX_CYCLES_PER_COMPONENT = 50  # elementary cycles listed per strongly connected component
-HEAVY = ("httpx", "openai", "fastapi", "sqlite_utils", "numpy")
+HEAVY = ("httpx", "openai", "fastapi", "sqlite_utils", "numpy", "ray")
 
 
 # --- the import graph ------------------------------------------------------------------------

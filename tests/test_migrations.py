@@ -18,7 +18,7 @@ from manyminds.store.migrator import SCHEMA_MODULES, MigrationRegistry, migratio
 
 # What `_migrations` records, in the order every existing database applied them. Never changes.
 SHIPPED = ["m001_initial", "m002_run_search", "m003_eval", "m004_documents", "m005_jobs", "m006_member_signals",
-           "m008_memory"]
+           "m008_memory", "m009_batches"]
 
 
 def run_python(code: str) -> str:
@@ -75,7 +75,7 @@ def test_a_feature_schema_module_is_light_to_import():
     out = run_python(
         """
         import json, sys
-        import manyminds.eval.schema, manyminds.evidence.schema, manyminds.jobs.schema
+        import manyminds.eval.schema, manyminds.evidence.schema, manyminds.jobs.schema, manyminds.batch.schema
         import manyminds.store.runs_schema
         heavy = ["sqlite_utils", "pydantic", "numpy", "httpx", "manyminds.store.recorder",
                  "manyminds.eval.datasets", "manyminds.evidence.index", "manyminds.server"]

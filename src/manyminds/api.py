@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .config import Settings, load_settings
 from .errors import InputError, ManymindsError
 from .models.registry import build_registry
+from .models.retry import ProviderLimiter
 from .pipeline.council import Council
 from .pipeline.events import Event, ignore_event
 from .pipeline.run import Recorder, run_council
@@ -37,9 +38,11 @@ def resolve_council(
     timeout: float | None = None,
     quorum: int | None = None,
     keys: dict[str, str] | None = None,
+    limiter: ProviderLimiter | None = None,
 ) -> Council:
     """The council to ask: a named one from the settings, or an ad-hoc one from model names,
-    with per-call overrides of the timeout and the quorum."""
+    with per-call overrides of the timeout and the quorum. `limiter` shares per-provider caps
+    with other councils (a batch's lines; on Ray, the whole cluster)."""
     registry = build_registry(settings)
     name, council_settings = settings.council(council)
     if models:
@@ -55,6 +58,8 @@ def resolve_council(
         overrides["quorum"] = quorum
     if overrides:
         resolved.settings = resolved.settings.model_copy(update=overrides)
+    if limiter is not None:
+        resolved.share_limiter(limiter)
     return resolved
 
 
@@ -76,6 +81,7 @@ async def run_request(
     on_event: Callable[[Event], None] | None = None,
     keys: dict[str, str] | None = None,
     run_id: str | None = None,
+    limiter: ProviderLimiter | None = None,
 ) -> Verdict:
     """Run one request: resolve its council, apply the learned default when it names no
     strategy, and call `run_council`. The verdict is calibrated for exactly this council and
@@ -91,7 +97,8 @@ async def run_request(
         min_confidence = check_min_confidence(getattr(request, "min_confidence", None))
         settings = settings or load_settings()
         resolved = resolve_council(
-            settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys
+            settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys,
+            limiter=limiter,
         )
         if strategy is None:
             resolved, strategy, learned = learned_default(resolved)
@@ -250,17 +257,20 @@ async def averify(
     keys: dict[str, str] | None = None,
     extract: str = "auto",
     judge: str = "auto",
+    recorder: Recorder | None = None,
+    limiter: ProviderLimiter | None = None,
 ) -> "VerifyReport":
     """Fact-check `text` claim by claim with the council (or the ad-hoc council of `models`).
 
     `collection` names a document collection to consult (`manyminds docs add`), `search` search
     providers; `question` is what the text answers, when it answers one (it makes short answers
-    checkable claims). The run is stored with strategy "verify" unless `store=False`. Raises
-    `InputError` for an empty text and for an unknown or empty collection.
+    checkable claims). The run is stored with strategy "verify" unless `store=False` (or in
+    `recorder`, when given). Raises `InputError` for an empty text and for an unknown or empty
+    collection.
     """
     from .strategies.verify import VerifyReport, VerifyVerdict
 
-    recorder = open_recorder(store, db_path)
+    recorder = recorder if recorder is not None else open_recorder(store, db_path)
     try:
         if not isinstance(text, str) or not text.strip():
             raise InputError("The text to verify is empty.")
@@ -276,7 +286,8 @@ async def averify(
         question=text, council=council, models=models, strategy="verify", params=params,
         timeout=timeout, quorum=quorum, tier="quick", no_memory=True,  # a text is checked as written
     )
-    verdict = await run_request(request, settings=settings, recorder=recorder, store=store, on_event=on_event, keys=keys)
+    verdict = await run_request(request, settings=settings, recorder=recorder, store=store, on_event=on_event, keys=keys,
+                                limiter=limiter)
     assert isinstance(verdict, VerifyVerdict)
     return VerifyReport.from_verdict(verdict, text=text.strip(), question=question, collection=collection)
 

@@ -61,9 +61,11 @@ def _parse_params(raw: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--trust-from", "trust_from", multiple=True, help="Fit +trust weights on these eval runs instead of this one.")
 @click.option("--no-cache", is_flag=True, help="Do not share identical deterministic calls between strategies.")
 @click.option("--resume", "resume_id", help="Continue an unfinished eval run (its stored settings are used).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Run the pairs as Ray tasks: alone, on a local Ray instance; or join auto, HOST:PORT, ray://HOST:PORT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 def eval_run(datasets, strategies, council_name, models, limit, seed, categories, params, judge, judge_sample,
-             concurrency, per_provider, trust_from, no_cache, resume_id, as_json) -> None:  # fmt: skip
+             concurrency, per_provider, trust_from, no_cache, resume_id, ray_address, as_json) -> None:  # fmt: skip
     """Run strategies over datasets; every (item, strategy) is stored the moment it is graded."""
     from ..errors import ManymindsError
     from ..eval.runner import EvalConfig
@@ -84,7 +86,7 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
     outcome = run_or_fail(
-        _run(config, resume_id, as_json), as_json=as_json,
+        _run(config, resume_id, as_json, ray_address), as_json=as_json,
         interrupted="Interrupted; finished items are stored. Continue with the --resume command printed above.",
     )
     if as_json:
@@ -109,7 +111,16 @@ def _resumed_config(resume_id: str, concurrency: int, per_provider: int | None):
     return EvalConfig(**stored), run["id"]
 
 
-async def _run(config: Any, resume_id: str | None, as_json: bool) -> dict[str, Any]:
+async def _run(config: Any, resume_id: str | None, as_json: bool, ray_address: str | None = None) -> dict[str, Any]:
+    if ray_address is None:
+        return await _run_here(config, resume_id, as_json)
+    from ..distributed.ray_env import ray_session
+
+    with ray_session(ray_address):  # joined (or refused) before anything is stored
+        return await _run_here(config, resume_id, as_json, on_ray=True)
+
+
+async def _run_here(config: Any, resume_id: str | None, as_json: bool, on_ray: bool = False) -> dict[str, Any]:
     from ..api import resolve_council
     from ..config import load_settings
     from ..eval.items import load_items
@@ -126,7 +137,13 @@ async def _run(config: Any, resume_id: str | None, as_json: bool) -> dict[str, A
     judge = build_registry(settings).get_model(config.judge) if config.judge else None
     store = EvalStore(open_db())
     view = _ProgressView(as_json)
-    runner = EvalRunner(council, config, items, store=store, on_progress=view.update, judge_model=judge)
+    ray = None
+    if on_ray:
+        from ..distributed.eval_tasks import RayEval
+        from ..distributed.recipe import CouncilRecipe
+
+        ray = RayEval(CouncilRecipe(settings, config.council, config.models))
+    runner = EvalRunner(council, config, items, store=store, on_progress=view.update, judge_model=judge, ray=ray)
     run_id = runner.start(resume_id)
     view.announce(run_id, runner, resumed=bool(resume_id))
     try:

@@ -127,6 +127,7 @@ class EvalRunner:
         store: EvalStore | None = None,
         on_progress: Callable[[Progress, dict[str, Any] | None], None] | None = None,
         judge_model: Model | None = None,
+        ray: Any = None,
     ) -> None:
         self.config = config
         self.items = items
@@ -140,6 +141,8 @@ class EvalRunner:
         self.run_id: str | None = None
         self.cache = CallCache()
         self.council = council
+        self.sizes = {name: len(v) for name, v in items.items()}  # what the judge's sample is drawn from
+        self.ray = ray  # a `distributed.eval_tasks.RayEval`: where the pairs run; None runs them here
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -203,7 +206,10 @@ class EvalRunner:
                     for p in planned
                     if (name, item.id, p.label) not in done
                 ]
-                await self._run_pairs(council, pairs, progress)
+                if self.ray is not None:
+                    await self.ray.run_pairs(self, pairs, progress)
+                else:
+                    await self._run_pairs(council, pairs, progress)
         except BaseException as exc:
             if self.store is not None and self.run_id:
                 status = "incomplete" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
@@ -237,6 +243,13 @@ class EvalRunner:
 
     async def run_pair(self, council: Council, item: Any, planned: Planned) -> dict[str, Any]:
         """One item through one strategy: run, grade, store. Never raises for the item's sake."""
+        return self.keep(*await self.compute_pair(council, item, planned))
+
+    async def compute_pair(
+        self, council: Council, item: Any, planned: Planned
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Run and grade one pair, writing nothing: the row (with its verdict) and the cache
+        entries it paid for. On Ray this runs in a worker and `keep` on the driver."""
         from .graders import grade
 
         tally = Tally()
@@ -285,9 +298,14 @@ class EvalRunner:
             "cost_usd": verdict.cost_usd if verdict else None, "seconds": round(seconds, 4), "error": error,
             "extra": extra, "verdict": verdict.model_dump(mode="json") if verdict else None,
         }  # fmt: skip
+        return row, tally.new_entries
+
+    def keep(self, row: dict[str, Any], cache_entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Store one computed pair (the only place a pair is written) and keep it in memory."""
         if self.store is not None:
-            self.store.add_item(row, tally.new_entries)
-        row.pop("verdict")
+            self.store.add_item(row, cache_entries)
+        self.cache.stored.update(cache_entries)  # what a later phase's Ray workers start from
+        row.pop("verdict", None)
         self.results.append(row)
         return row
 
@@ -338,7 +356,7 @@ class EvalRunner:
     def _judged(self, item: Any) -> bool:
         """A fixed sample of about `judge_sample` items per dataset (chosen by a hash of the
         item id and the seed, the same for every strategy, so grades can be paired)."""
-        n = len(self.items.get(item.dataset, [])) or 1
+        n = self.sizes.get(item.dataset, 0) or 1
         share = min(1.0, self.config.judge_sample / n)
         h = int.from_bytes(hashlib.sha256(f"{self.config.seed}:{item.id}".encode()).digest()[:4], "big")
         return h / 2**32 < share

@@ -135,6 +135,18 @@ class Council:
             **({"guardrails": self.settings.guardrails.model_dump()} if self.settings.guardrails else {}),
         }
 
+    def share_limiter(self, limiter: ProviderLimiter) -> "Council":
+        """Count this council's calls against `limiter` (another council's, a batch's, or a
+        cluster-wide one): every `Limited` wrapper of its members, chair and extra models."""
+        from ..models.wrappers import Limited
+        for model in [m.model for m in self.members] + [self.chair_model] + list(self._extra_models):
+            while isinstance(model, ModelWrapper):
+                if isinstance(model, Limited):
+                    model.limiter = limiter
+                model = model.inner
+        self.limiter = limiter
+        return self
+
     async def aclose(self) -> None:
         for model in [m.model for m in self.members] + self._extra_models:
             await model.aclose()
