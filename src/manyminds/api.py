@@ -81,6 +81,7 @@ async def run_request(
     strategy when `manyminds eval calibrate` fitted one (calibration.py), and abstains below
     `request.min_confidence`, before it is stored. The run is stored (unless `store=False`, or a
     `recorder` is given), refused ones too, with their cause."""
+    from .strategies.tiers import check_effort
     from .trust import learned_default
 
     recorder = recorder if recorder is not None else open_recorder(store, db_path)
@@ -91,6 +92,12 @@ async def run_request(
         resolved = resolve_council(
             settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys
         )
+        effort = check_effort(getattr(request, "effort", None))
+        if effort is not None:
+            if strategy is not None and strategy != f"tier:{effort}":
+                raise InputError(f"Give an effort tier or a strategy, not both (effort {effort!r}, strategy {strategy!r}).")
+            strategy = f"tier:{effort}"
+            params = tier_params(effort, settings, params, db_path if db_path is not None else getattr(recorder, "db", None))
         if strategy is None:
             resolved, strategy, learned = learned_default(resolved)
             params = {**learned, **(params or {})} if learned is not None else params
@@ -112,6 +119,20 @@ async def run_request(
         return verdict
     finally:
         await resolved.aclose()
+
+
+def tier_params(effort: str, settings: Settings, params: dict[str, Any] | None, db: Any) -> dict[str, Any]:
+    """A tier's parameters as the run needs them: the run store (for the quick tier's measured
+    member times and the collections of deep and overnight) and, for deep, overnight and auto,
+    the search providers configured in the settings — objects, never part of a stored request."""
+    out = dict(params or {})
+    if db is not None and effort in ("quick", "deep", "overnight", "auto"):
+        out.setdefault("db", db)
+    if effort in ("deep", "overnight", "auto") and settings.search and "search" not in out:
+        from .evidence.search import build_search_providers
+
+        out["search"] = build_search_providers(settings)
+    return out
 
 
 def check_min_confidence(value: Any) -> float | None:
@@ -183,6 +204,7 @@ async def aask(
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
     min_confidence: float | None = None,
+    effort: str | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
@@ -200,10 +222,16 @@ async def aask(
     (`confidence_raw` keeps the agreement share); below `min_confidence` the verdict abstains.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
+
+    `effort` picks a tier (docs/effort.md): "quick" (the fastest members, early consensus, no
+    chair), "standard" (today's council), "deep" (review, revision, grounding), "overnight"
+    (deep plus sampling, every source and a report — run here in-process; `manyminds ask
+    --effort overnight` queues it as a job instead) or "auto" (the router picks, and
+    `verdict.route` says why). An unknown tier is an `InputError` listing them.
     """
     request = AskRequest.model_construct(
         question=question, council=council, models=models, strategy=strategy, params=params,
-        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence,
+        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence, effort=effort,
     )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
     return await run_request(
         request, settings=settings, store=store, db_path=db_path, on_event=on_event, keys=keys, run_id=run_id

@@ -54,6 +54,11 @@ ModelsArg = Annotated[
     list[str] | None,
     Field(description='Ask these models instead of a council, e.g. ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"].'),
 ]
+EffortArg = Annotated[
+    str | None,
+    Field(description="How much work: quick (fastest members, stops at early consensus), standard (the default "
+                      "council), deep (review, revision and grounding rounds: slower) or auto (picks one, and says why)."),
+]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
 CollectionArg = Annotated[
     str | None,
@@ -81,12 +86,21 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
         annotations=RUNS_MODELS,
     )
     async def ask(
-        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None
+        question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None, effort: EffortArg = None,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
+        from .errors import InputError
         from .request import AskRequest
+        from .strategies.tiers import check_effort
 
-        request = AskRequest.model_construct(question=question, council=council, models=models or None)
+        try:
+            effort = check_effort(effort)
+            if effort == "overnight":
+                raise InputError("The overnight tier is a background job, not a tool call: queue it with "
+                                 "`manyminds ask --effort overnight \"…\"` and read `manyminds runs show ID --report`.")
+        except InputError as exc:
+            raise ToolError(error_text(exc)) from None
+        request = AskRequest.model_construct(question=question, council=council, models=models or None, effort=effort)
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip
@@ -209,6 +223,8 @@ def summarize_verdict(verdict: Verdict) -> str:
     failed = [m for m in verdict.members if not m.ok]
     for m in failed:
         lines.append(f"Member {m.member} {m.status}: {(m.error or {}).get('message', '')}")
+    if getattr(verdict, "route", None) is not None:
+        lines.append(f"Route: {verdict.route.tier} — {verdict.route.reason}")
     for w in verdict.warnings:
         lines.append(f"Warning: {w}")
     if verdict.follow_ups:
