@@ -14,8 +14,7 @@ The rule (`first_tier`, then `escalate`):
   high stakes → deep (review, revision rounds, grounding when a source is configured);
   long-form   → standard (the full council, claim by claim);
   closed, maths → quick first; if its members disagree (more than one answer among those it
-  heard, a member failed, or early consensus did not settle), escalate to standard, reusing the
-  answers quick already has. Maths escalates to deep instead when quick's winning answer had
+  heard, or a member failed), escalate to standard, reusing the answers quick already has. Maths escalates to deep instead when quick's winning answer had
   at most half the heard weight — arithmetic disputes are what review rounds settle.
 Tuned on eval runs (docs/effort.md has the figures and how many items they rest on).
 """
@@ -93,19 +92,19 @@ def first_tier(f: Features) -> Choice:
 
 
 def escalate(choice: Choice, *, clusters: int, failed: int, settled: bool, top_share: float) -> Choice:
-    """After quick ran: keep it when its members agreed, else say which tier to go on to."""
+    """After quick ran: keep it when every member it heard gave the same answer, else say which
+    tier to go on to. `settled` (early consensus cut someone) is recorded, not decisive: quick
+    asks so few members that a unanimous quorum is agreement enough."""
     f = choice.features
     quick = {"clusters": clusters, "failed": failed, "settled": settled, "top_share": round(top_share, 4)}
-    if clusters <= 1 and failed == 0 and settled:
+    if clusters == 1 and failed == 0:
         return Choice("quick", f"{choice.reason}; they agreed, so quick's answer stands", f, quick=quick)
     why = []
-    if clusters > 1:
-        why.append(f"{clusters} different answers")
+    if clusters != 1:
+        why.append(f"{clusters} different answers" if clusters else "no usable answer")
     if failed:
         why.append(f"{failed} member(s) failed")
-    if not settled and clusters <= 1:
-        why.append("the vote did not settle early")
-    disagreement = ", ".join(why) or "no agreement"
+    disagreement = ", ".join(why)
     if f.kind == "maths" and top_share <= 0.5:
         return Choice("deep", f"{choice.reason}; quick disagreed ({disagreement}), and arithmetic disputes go to review rounds",
                       f, escalated=True, quick=quick)
