@@ -137,7 +137,7 @@ async def test_tools_are_listed_with_their_schemas(manyminds_home, fake):
     assert set(tools) == {"ask", "verify"}
     ask = tools["ask"]
     assert ask.input_schema["required"] == ["question"]
-    assert set(ask.input_schema["properties"]) == {"question", "council", "models"}
+    assert set(ask.input_schema["properties"]) == {"question", "council", "models", "effort"}
     assert ask.input_schema["properties"]["models"]["anyOf"][0] == {"items": {"type": "string"}, "type": "array"}
     # The structured result is a Verdict: its schema is published for the host.
     assert {"answer", "confidence", "dissent", "members", "agreement"} <= set(ask.output_schema["properties"])
