@@ -95,8 +95,9 @@ class Pick:
     speeds: dict[str, float]
 
 
-def fastest_members(members: list[Member], quorum: int, db: Any = None) -> Pick:
-    k = max(1, min(len(members), quorum + 1))
+def fastest_members(members: list[Member], quorum: int, db: Any = None, k: int | None = None) -> Pick:
+    """The k fastest seats (default quorum + 1, at most the council), in council order."""
+    k = max(1, min(len(members), quorum + 1 if k is None else int(k)))
     speeds = member_speeds(members, db)
     order = sorted(range(len(members)), key=lambda i: (speeds.get(members[i].name, float("inf")), i))
     chosen = [members[i] for i in sorted(order[:k])]  # council order, so the vote's ties break as usual
@@ -118,8 +119,8 @@ class QuickResult:
     pick: Pick
 
 
-async def quick_fanout(ctx: RunContext, db: Any = None) -> QuickResult:
-    pick = fastest_members(ctx.council.members, ctx.council.settings.quorum, db)
+async def quick_fanout(ctx: RunContext, db: Any = None, k: int | None = None) -> QuickResult:
+    pick = fastest_members(ctx.council.members, ctx.council.settings.quorum, db, k)
     answers = await gather_answers(ctx, pick.members, early=True)
     return QuickResult([a for a in answers if a.status != "cut"], [a for a in answers if a.status == "cut"], pick)
 
@@ -142,11 +143,16 @@ async def quick_verdict(ctx: RunContext, name: str, quick: QuickResult) -> Verdi
 class QuickTier(Strategy):
     name = "tier:quick"
     summary = "The fastest members; stop waiting once the vote is settled; no chair."
-    params = {"db": None}
+    params = {"db": None, "k": None}  # k: how many seats (default quorum + 1)
     stages = ("fan_out", "compare")
 
     async def run(self, ctx: RunContext) -> Verdict:
-        verdict = await quick_verdict(ctx, self.name, await quick_fanout(ctx, self.options["db"]))
+        from ..errors import InputError
+
+        k = self.options["k"]
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InputError(f"The quick tier's k (seats to ask) must be a whole number of at least 1, not {k!r}.")
+        verdict = await quick_verdict(ctx, self.name, await quick_fanout(ctx, self.options["db"], k))
         verdict.effort = "quick"
         return verdict
 
