@@ -145,8 +145,11 @@ def test_escalation_rules():
     assert split.tier == "standard" and split.escalated and "2 different answers" in split.reason
     assert escalate(start, clusters=1, failed=0, settled=False, top_share=1.0).tier == "quick"
     assert escalate(start, clusters=1, failed=1, settled=False, top_share=1.0).tier == "standard"
+    # Every seat already heard: the full council's vote would pick the same answer, so quick stands.
+    heard_all = escalate(start, clusters=2, failed=0, settled=False, top_share=0.67, unheard=0)
+    assert heard_all.tier == "quick" and not heard_all.escalated and "every seat was heard" in heard_all.reason
     maths = first_tier(features("What is 17 * 23?"))
-    assert escalate(maths, clusters=2, failed=0, settled=False, top_share=0.5).tier == "deep"
+    assert escalate(maths, clusters=2, failed=0, settled=False, top_share=0.5, unheard=0).tier == "deep"
     assert escalate(maths, clusters=2, failed=0, settled=False, top_share=0.67).tier == "standard"
 
 
@@ -157,6 +160,13 @@ async def test_auto_keeps_quick_when_its_members_agree():
     assert verdict.effort == "auto" and verdict.route.tier == "quick" and not verdict.route.escalated
     assert "agreed" in verdict.route.reason and verdict.route.kind == "closed"
     assert "d" not in [m.member for m in verdict.members]  # quick asked quorum + 1 = 3 seats
+
+
+async def test_auto_keeps_quick_when_it_heard_every_seat_and_they_disagree():
+    council = make_council({"a": "Shakespeare", "b": "Marlowe", "c": "Shakespeare"})
+    verdict = await run_council("Who wrote Hamlet?", council, strategy="tier:auto")
+    assert verdict.route.tier == "quick" and "every seat was heard" in verdict.route.reason
+    assert verdict.short_answer == "Shakespeare" and verdict.chair is None
 
 
 async def test_auto_escalates_on_disagreement_and_keeps_quicks_answers():

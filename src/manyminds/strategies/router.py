@@ -14,7 +14,10 @@ The rule (`first_tier`, then `escalate`):
   high stakes → deep (review, revision rounds, grounding when a source is configured);
   long-form   → standard (the full council, claim by claim);
   closed, maths → quick first; if its members disagree (more than one answer among those it
-  heard, or a member failed), escalate to standard, reusing the answers quick already has. Maths escalates to deep instead when quick's winning answer had
+  heard, or a member failed), escalate to standard, reusing the answers quick already has —
+  unless quick already heard every seat: the standard tier's vote over the same answers would
+  choose the same one (the chair only explains), so quick's answer stands (tuned on the eval
+  runs in docs/effort.md: escalating there doubled the tokens for the same answers). Maths escalates to deep instead when quick's winning answer had
   at most half the heard weight — arithmetic disputes are what review rounds settle.
 Tuned on eval runs (docs/effort.md has the figures and how many items they rest on).
 """
@@ -91,12 +94,12 @@ def first_tier(f: Features) -> Choice:
     return Choice("quick", f"{what}: the fastest members first", f)
 
 
-def escalate(choice: Choice, *, clusters: int, failed: int, settled: bool, top_share: float) -> Choice:
+def escalate(choice: Choice, *, clusters: int, failed: int, settled: bool, top_share: float, unheard: int = 1) -> Choice:
     """After quick ran: keep it when every member it heard gave the same answer, else say which
     tier to go on to. `settled` (early consensus cut someone) is recorded, not decisive: quick
     asks so few members that a unanimous quorum is agreement enough."""
     f = choice.features
-    quick = {"clusters": clusters, "failed": failed, "settled": settled, "top_share": round(top_share, 4)}
+    quick = {"clusters": clusters, "failed": failed, "settled": settled, "top_share": round(top_share, 4), "unheard": unheard}
     if clusters == 1 and failed == 0:
         return Choice("quick", f"{choice.reason}; they agreed, so quick's answer stands", f, quick=quick)
     why = []
@@ -108,5 +111,10 @@ def escalate(choice: Choice, *, clusters: int, failed: int, settled: bool, top_s
     if f.kind == "maths" and top_share <= 0.5:
         return Choice("deep", f"{choice.reason}; quick disagreed ({disagreement}), and arithmetic disputes go to review rounds",
                       f, escalated=True, quick=quick)
+    if unheard == 0:
+        # Quick already heard every seat: the standard tier's vote would choose the same answer
+        # (a chair only explains it), so escalating to it costs tokens and changes nothing.
+        return Choice("quick", f"{choice.reason}; they disagreed ({disagreement}), but every seat was heard, so the "
+                      "full council's vote would choose the same answer", f, quick=quick)
     return Choice("standard", f"{choice.reason}; quick disagreed ({disagreement}): the rest of the council was asked",
                   f, escalated=True, quick=quick)

@@ -212,7 +212,7 @@ class AutoTier(Strategy):
             heard_weight = sum(ctx.council.weights.get(a.member, 1.0) for a in ok) or 1.0
             top = agreement.clusters[0].weight / heard_weight if agreement.clusters else 0.0
             choice = escalate(choice, clusters=len(agreement.clusters), failed=len(quick.heard) - len(ok),
-                              settled=ctx.settled is not None, top_share=top)
+                              settled=ctx.settled is not None, top_share=top, unheard=len(ctx.council.members) - len(ok))
             if choice.tier == "quick":
                 verdict = await quick_verdict(ctx, self.name, quick)
             else:
