@@ -137,7 +137,7 @@ async def test_tools_are_listed_with_their_schemas(manyminds_home, fake):
     assert set(tools) == {"ask", "verify", "councils", "memory_list", "memory_add", "memory_forget"}
     ask = tools["ask"]
     assert ask.input_schema["required"] == ["question"]
-    assert set(ask.input_schema["properties"]) == {"question", "council", "models", "min_confidence", "no_memory"}
+    assert set(ask.input_schema["properties"]) == {"question", "council", "models", "min_confidence", "no_memory", "effort"}
     assert tools["memory_add"].input_schema["required"] == ["text"]
     assert tools["memory_forget"].annotations.destructive_hint is True
     assert tools["memory_list"].annotations.read_only_hint is True

@@ -379,7 +379,7 @@ def test_the_openapi_document_describes_the_contract(live):
         assert method in paths[path], path
     body = spec["components"]["schemas"]["RunRequest"]
     assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "min_confidence", "no_memory",
-                                       "profile"}
+                                       "profile", "effort"}
     assert body["additionalProperties"] is False
     assert "202" in paths["/api/runs"]["post"]["responses"]
     assert paths["/api/runs"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")

@@ -89,6 +89,7 @@ async def run_request(
     `request.min_confidence`, before it is stored. The run is stored (unless `store=False`, or a
     `recorder` is given), refused ones too, with their cause."""
     from .memory.context import give, recall
+    from .strategies.tiers import check_effort
     from .trust import learned_default
 
     recorder = recorder if recorder is not None else open_recorder(store, db_path)
@@ -100,6 +101,12 @@ async def run_request(
             settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys,
             limiter=limiter,
         )
+        effort = check_effort(getattr(request, "effort", None))
+        if effort is not None:
+            if strategy is not None and strategy != f"tier:{effort}":
+                raise InputError(f"Give an effort tier or a strategy, not both (effort {effort!r}, strategy {strategy!r}).")
+            strategy = f"tier:{effort}"
+            params = tier_params(effort, settings, params, db_path if db_path is not None else getattr(recorder, "db", None))
         if strategy is None:
             resolved, strategy, learned = learned_default(resolved)
             params = {**learned, **(params or {})} if learned is not None else params
@@ -124,6 +131,20 @@ async def run_request(
         return verdict
     finally:
         await resolved.aclose()
+
+
+def tier_params(effort: str, settings: Settings, params: dict[str, Any] | None, db: Any) -> dict[str, Any]:
+    """A tier's parameters as the run needs them: the run store (for the quick tier's measured
+    member times and the collections of deep and overnight) and, for deep, overnight and auto,
+    the search providers configured in the settings — objects, never part of a stored request."""
+    out = dict(params or {})
+    if db is not None and effort in ("quick", "deep", "overnight", "auto"):
+        out.setdefault("db", db)
+    if effort in ("deep", "overnight", "auto") and settings.search and "search" not in out:
+        from .evidence.search import build_search_providers
+
+        out["search"] = build_search_providers(settings)
+    return out
 
 
 def check_min_confidence(value: Any) -> float | None:
@@ -204,6 +225,7 @@ async def aask(
     min_confidence: float | None = None,
     no_memory: bool = False,
     profile: str | None = None,
+    effort: str | None = None,
 ) -> Verdict:
     """Ask the council `question`; every member answers concurrently, a chair synthesises.
 
@@ -224,10 +246,16 @@ async def aask(
     (docs/memory.md); `no_memory=True` asks without them. The verdict lists what was used.
     The run is stored in the user dir's database unless `store=False`; a run that fails is
     stored too, with its cause.
+
+    `effort` picks a tier (docs/effort.md): "quick" (the fastest members, early consensus, no
+    chair), "standard" (today's council), "deep" (review, revision, grounding), "overnight"
+    (deep plus sampling, every source and a report — run here in-process; `manyminds ask
+    --effort overnight` queues it as a job instead) or "auto" (the router picks, and
+    `verdict.route` says why). An unknown tier is an `InputError` listing them.
     """
     request = AskRequest.model_construct(
         question=question, council=council, models=models, strategy=strategy, params=params,
-        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence,
+        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence, effort=effort,
         no_memory=no_memory, profile=profile,
     )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
     return await run_request(

@@ -63,6 +63,11 @@ MinConfidenceArg = Annotated[
     float | None,
     Field(description='Abstain below this calibrated confidence (0 < x <= 1): the answer is "not sure" with the competing answers.'),
 ]
+EffortArg = Annotated[
+    str | None,
+    Field(description="How much work: quick (fastest members, stops at early consensus), standard (the default "
+                      "council), deep (review, revision and grounding rounds: slower) or auto (picks one, and says why)."),
+]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
 NoMemoryArg = Annotated[bool, Field(description="Ask without the user's personal memory.")]
 ProfileArg = Annotated[str | None, Field(description="The memory profile (default: the user's default profile).")]
@@ -93,13 +98,22 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     )
     async def ask(
         question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None,
-        min_confidence: MinConfidenceArg = None, no_memory: NoMemoryArg = False,
+        min_confidence: MinConfidenceArg = None, no_memory: NoMemoryArg = False, effort: EffortArg = None,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
+        from .errors import InputError
         from .request import AskRequest
+        from .strategies.tiers import check_effort
 
+        try:
+            effort = check_effort(effort)
+            if effort == "overnight":
+                raise InputError("The overnight tier is a background job, not a tool call: queue it with "
+                                 "`manyminds ask --effort overnight \"…\"` and read `manyminds runs show ID --report`.")
+        except InputError as exc:
+            raise ToolError(error_text(exc)) from None
         request = AskRequest.model_construct(question=question, council=council, models=models or None,
-                                             min_confidence=min_confidence, no_memory=bool(no_memory))
+                                             min_confidence=min_confidence, no_memory=bool(no_memory), effort=effort)
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
         ))  # fmt: skip
@@ -285,6 +299,8 @@ def summarize_verdict(verdict: Verdict) -> str:
     failed = [m for m in verdict.members if not m.ok]
     for m in failed:
         lines.append(f"Member {m.member} {m.status}: {(m.error or {}).get('message', '')}")
+    if getattr(verdict, "route", None) is not None:
+        lines.append(f"Route: {verdict.route.tier} — {verdict.route.reason}")
     for w in verdict.warnings:
         lines.append(f"Warning: {w}")
     for n in verdict.specialists:

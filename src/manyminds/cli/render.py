@@ -17,6 +17,7 @@ STATUS_STYLE = {
     "ok": "green",
     "failed": "red",
     "timeout": "red",
+    "cut": "dim",
 }
 
 
@@ -67,6 +68,8 @@ class LiveState:
                     view.text = answer["text"]
                 if answer.get("error"):
                     view.note = answer["error"].get("cause") or answer["error"].get("message", "")
+            elif event.kind == "member_cut":
+                view.status, view.note = "cut", "not waited for: the vote was settled"
 
     def renderable(self) -> Any:
         from rich.columns import Columns
@@ -135,6 +138,8 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append(verdict.short_answer + "\n")
     body.append(f"Confidence {verdict.confidence:.0%} ({confidence_kind(verdict)})", style="bold")
     body.append(f" — {verdict.confidence_explanation}\n", style="dim")
+    for line in effort_lines(verdict):
+        body.append(line + "\n", style="cyan")
     if verdict.dissent and not verdict.abstained:
         body.append("\nDissent:\n", style="bold")
         for d in verdict.dissent:
@@ -236,6 +241,7 @@ def plain_verdict(verdict: Verdict) -> str:
     if verdict.short_answer and verdict.short_answer != verdict.answer:
         lines.append(f"Short answer: {verdict.short_answer}")
     lines.append(f"Confidence: {verdict.confidence:.2f}, {confidence_kind(verdict)} ({verdict.confidence_explanation})")
+    lines += effort_lines(verdict)
     if verdict.dissent and not verdict.abstained:
         lines.append("Dissent:")
         lines += [f"  - {d.answer}: {', '.join(d.members)} ({d.share:.0%})" for d in verdict.dissent]
@@ -247,7 +253,8 @@ def plain_verdict(verdict: Verdict) -> str:
             lines.append(f"  - {m.member} ({m.model}, {m.latency_s:.1f}s, {m.usage.total_tokens} tokens): {m.short_answer}")
             lines.append("      " + m.text.replace("\n", "\n      "))
         else:
-            lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
+            why = "not waited for, the vote was settled (early consensus)" if m.status == "cut" else (m.error or {}).get("message", "")
+            lines.append(f"  - {m.member} ({m.model}): {m.status}: {why}")
     if verdict.specialists:
         lines.append("Specialists:")
         lines += [f"  - {line}" for line in specialist_lines(verdict)]
@@ -278,6 +285,22 @@ def specialist_lines(verdict: Verdict) -> list[str]:
             line += f" (weight {n.weight:g})"
         out.append(line)
     return out
+
+
+def effort_lines(verdict: Verdict) -> list[str]:
+    """The effort tier, the router's choice and what early consensus cut, as lines."""
+    lines = []
+    route = getattr(verdict, "route", None)
+    if route is not None:
+        lines.append(f"Route: {route.tier} — {route.reason}")
+    elif getattr(verdict, "effort", None):
+        lines.append(f"Effort: {verdict.effort}")
+    early = getattr(verdict, "early_consensus", None)
+    if early is not None and early.cut:
+        lines.append(f"Early consensus after {early.after_s:.1f}s: cut {', '.join(early.cut)} ({early.reason})")
+    if getattr(verdict, "report", None):
+        lines.append(f"Report: manyminds runs show {verdict.run_id} --report")
+    return lines
 
 
 def confidence_kind(verdict: Verdict) -> str:

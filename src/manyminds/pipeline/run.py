@@ -113,6 +113,7 @@ class RunContext:
     extra_usage: list[UsageOut] = field(default_factory=list)  # calls outside the member answers
     extra_costs: list[float | None] = field(default_factory=list)
     specialists: SpecialistPlan | None = None  # roles: routing, refusal rules, critics (specialists.py)
+    settled: Any = None  # consensus.Settled when the fan-out stopped early (the quick tier)
 
     def fanout(self, stage: str = "fan_out") -> FanOut:
         return FanOut(timeout=self.council.settings.timeout, emit=self.emit, run_id=self.run_id, stage=stage)

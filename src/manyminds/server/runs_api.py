@@ -91,6 +91,8 @@ class RunRequest(BaseModel):
     min_confidence: float | None = Field(
         default=None, gt=0, le=1,
         description='Below this calibrated confidence the verdict answers "not sure" and lists the competing answers.')
+    effort: Literal["quick", "standard", "deep", "overnight", "auto"] | None = Field(
+        default=None, description="How much work (docs/effort.md): runs the strategy 'tier:EFFORT'; overnight is always queued.")
 
     def to_request(self) -> AskRequest:
         """The wire format (tighter limits, for the OpenAPI document) as the request every
@@ -176,7 +178,8 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     try:
         run_request = body.to_request().check(state.settings, state.registry)
         run_id = new_ulid()
-        if body.tier == "deep":
+        queued = run_request.tier == "deep"  # asked for, or an overnight effort
+        if queued:
             submit_job(state.db(), run_request, settings=state.settings, run_id=run_id, registry=state.registry)
             if state.worker is not None:
                 state.worker.wake()
@@ -185,7 +188,7 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     except ManymindsError as exc:
         raise from_manyminds(exc) from None
     url = f"/api/runs/{run_id}"
-    doc = {"id": run_id, "status": "queued" if body.tier == "deep" else "running", "tier": body.tier,
+    doc = {"id": run_id, "status": "queued" if queued else "running", "tier": run_request.tier,
            "url": url, "events_url": f"{url}/events"}
     return JSONResponse(doc, status_code=202, headers={"Location": url})
 

@@ -6,7 +6,7 @@
 
 const EVENT_KINDS = [
   "run_started", "stage_started", "member_started", "member_delta", "member_retry",
-  "member_done", "member_failed", "stage_done", "verdict", "run_failed",
+  "member_done", "member_failed", "member_cut", "stage_done", "verdict", "run_failed",
 ];
 const LIVE_STATUSES = new Set(["running", "queued"]);
 const MAIN_STAGE = "fan_out";
@@ -382,6 +382,7 @@ function handleEvent(ev) {
       break;
     case "member_done":
     case "member_failed":
+    case "member_cut":
       if (ev.member) member(ev.member, data.answer && data.answer.model).slot(stage).complete(data.answer || {});
       break;
     case "verdict":
@@ -477,6 +478,7 @@ async function ask(question) {
     strategy: null,
     tier: $("deep").checked ? "deep" : "quick",
     no_memory: !$("use-memory").checked,
+    effort: $("effort").value || null,
   };
   const button = $("ask-button");
   button.disabled = true;
@@ -515,6 +517,17 @@ function renderVerdict(v) {
   const short = $("short-answer");
   short.hidden = !v.short_answer || v.short_answer === v.answer;
   short.textContent = v.short_answer ? `Short answer: ${v.short_answer}` : "";
+
+  // The effort tier: how `auto` routed the question, and what early consensus cut.
+  const route = $("route");
+  const routeBits = [];
+  if (v.route) routeBits.push(`Route: ${v.route.tier} — ${v.route.reason}`);
+  else if (v.effort) routeBits.push(`Effort: ${v.effort}`);
+  if (v.early_consensus && (v.early_consensus.cut || []).length) {
+    routeBits.push(`Early consensus: cut ${v.early_consensus.cut.join(", ")} (${v.early_consensus.reason})`);
+  }
+  route.hidden = !routeBits.length;
+  route.textContent = routeBits.join(" · ");
 
   const confidence = Math.max(0, Math.min(1, Number(v.confidence) || 0));
   $("confidence-value").textContent = pct(confidence);
