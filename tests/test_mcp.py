@@ -134,10 +134,14 @@ async def test_tools_are_listed_with_their_schemas(manyminds_home, fake):
     write_settings(manyminds_home, fake, ["alpha", "beta"])
     async with mcp_client() as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask", "verify", "councils"}
+    assert set(tools) == {"ask", "verify", "councils", "memory_list", "memory_add", "memory_forget"}
     ask = tools["ask"]
     assert ask.input_schema["required"] == ["question"]
-    assert set(ask.input_schema["properties"]) == {"question", "council", "models", "min_confidence", "max_cost", "max_tokens", "max_seconds"}
+    assert set(ask.input_schema["properties"]) == {"question", "council", "models", "min_confidence", "no_memory", "effort",
+                                                    "max_cost", "max_tokens", "max_seconds"}
+    assert tools["memory_add"].input_schema["required"] == ["text"]
+    assert tools["memory_forget"].annotations.destructive_hint is True
+    assert tools["memory_list"].annotations.read_only_hint is True
     assert ask.input_schema["properties"]["max_tokens"]["anyOf"][0] == {"exclusiveMinimum": 0, "type": "integer"}
     assert ask.input_schema["properties"]["models"]["anyOf"][0] == {"items": {"type": "string"}, "type": "array"}
     # The structured result is a Verdict: its schema is published for the host.
@@ -209,6 +213,33 @@ async def test_bad_input_is_a_tool_error_not_a_crash(manyminds_home, fake):
         assert ok.is_error is False and "Shakespeare" in ok.structured_content["answer"]
     statuses = [r["status"] for r in stored_runs(manyminds_home)]
     assert statuses.count("failed") >= 2 and statuses[-1] == "complete"
+
+
+async def test_memory_tools_and_ask_with_and_without_memory(manyminds_home, fake):
+    write_settings(manyminds_home, fake, ["alpha", "beta"])
+    with open(manyminds_home / "settings.toml", "a") as f:
+        f.write('\n[memory]\nshare_with = ["fake"]\n')
+    note = "My favourite play is Hamlet, and I want the author's full name."
+    async with mcp_client() as client:
+        added = await client.call_tool("memory_add", {"text": note})
+        assert added.is_error is False, text_of(added)
+        memory_id = added.structured_content["id"]
+        listed = await client.call_tool("memory_list", {})
+        assert [m["text"] for m in listed.structured_content["memories"]] == [note]
+        used = await client.call_tool("ask", {"question": "Who wrote Hamlet?"})
+        assert [m["id"] for m in used.structured_content["memory_used"]] == [memory_id]
+        assert any(note in json.dumps(r.body) for r in fake.requests)
+        fake.reset()
+        bare = await client.call_tool("ask", {"question": "Who wrote Hamlet?", "no_memory": True})
+        assert bare.structured_content["memory_used"] == []
+        assert fake.requests and not any(note in json.dumps(r.body) for r in fake.requests)
+        empty = await client.call_tool("memory_add", {"text": "  "})
+        assert empty.is_error is True and "The memory is empty" in text_of(empty)
+        forgot = await client.call_tool("memory_forget", {"id": memory_id})
+        assert forgot.is_error is False and forgot.structured_content["forgotten"] == 1
+        unknown = await client.call_tool("memory_forget", {"id": memory_id})
+        assert unknown.is_error is True and f"No memory {memory_id!r}" in text_of(unknown)
+        assert (await client.call_tool("memory_list", {})).structured_content["memories"] == []
 
 
 async def test_verify_returns_a_verdict_per_claim(manyminds_home, fake):

@@ -18,7 +18,7 @@ from manyminds.store.migrator import SCHEMA_MODULES, MigrationRegistry, migratio
 
 # What `_migrations` records, in the order every existing database applied them. Never changes.
 SHIPPED = ["m001_initial", "m002_run_search", "m003_eval", "m004_documents", "m005_jobs", "m006_member_signals",
-           "m007_run_budget", "m009_batches"]
+           "m007_run_budget", "m008_memory", "m009_batches"]
 
 
 def run_python(code: str) -> str:
@@ -133,6 +133,7 @@ def test_a_new_database_records_the_shipped_names_in_order_and_migrating_again_d
     tables = set(db.table_names())
     assert {"runs", "member_answers", "stages", "eval_runs", "eval_items", "eval_cache"} <= tables
     assert {"doc_collections", "doc_documents", "doc_chunks", "jobs", "workers"} <= tables
+    assert {"memories", "memory_vectors"} <= tables
 
 
 def test_a_database_made_by_the_previous_layout_opens_without_migrating(tmp_path):

@@ -374,10 +374,12 @@ def test_the_openapi_document_describes_the_contract(live):
     paths = spec["paths"]
     for path, method in [("/healthz", "get"), ("/v1/models", "get"), ("/v1/chat/completions", "post"), ("/api/runs", "post"),
                          ("/api/runs", "get"), ("/api/runs/{run_id}", "get"), ("/api/runs/{run_id}/events", "get"),
-                         ("/api/runs/{run_id}/cancel", "post"), ("/api/councils", "get")]:
+                         ("/api/runs/{run_id}/cancel", "post"), ("/api/councils", "get"), ("/api/memory", "get"),
+                         ("/api/memory", "post"), ("/api/memory/{memory_id}", "delete")]:
         assert method in paths[path], path
     body = spec["components"]["schemas"]["RunRequest"]
-    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "min_confidence", "budget"}
+    assert set(body["properties"]) == {"question", "council", "models", "strategy", "tier", "min_confidence", "no_memory",
+                                       "profile", "effort", "budget"}
     budget = spec["components"]["schemas"]["Budget"]
     assert set(budget["properties"]) == {"max_cost", "max_tokens", "max_seconds"} and budget["additionalProperties"] is False
     assert body["additionalProperties"] is False

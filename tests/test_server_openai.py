@@ -19,7 +19,8 @@ from manyminds.testing import Behaviour, FakeOpenAIServer
 
 TOKEN = "tok-openai-9a8b7c6d5e4f"
 HAMLET = [{"role": "user", "content": "Who wrote Hamlet?"}]
-EXTENSION_KEYS = {"run_id", "confidence", "short_answer", "agreement", "dissent", "citations", "claims", "warnings"}
+EXTENSION_KEYS = {"run_id", "confidence", "short_answer", "agreement", "dissent", "citations", "claims", "warnings",
+                  "effort", "route", "early_consensus"}
 
 
 @pytest.fixture

@@ -405,6 +405,58 @@ def test_page_with_a_token(manyminds_home, fake, browser, tmp_path):
         assert "Who wrote Hamlet?" in browser.find_element(By.ID, "history-list").text
 
 
+XSS_MEMORY = 'My favourite play is Hamlet <img src=x onerror="window.__xss=5"> and I want its author.'
+
+
+def test_the_memory_panel_adds_shows_uses_and_forgets(manyminds_home, fake, browser, tmp_path):
+    import sqlite3
+
+    write_settings(manyminds_home, fake)
+    with open(manyminds_home / "settings.toml", "a") as f:
+        f.write('\n[memory]\nshare_with = ["fake"]\n')
+    with running_server(tmp_path / "serve.log") as base:
+        open_page(browser, base)
+        assert browser.find_element(By.ID, "memory-empty").is_displayed()
+        # Bad input: an empty note is refused with the server's reason.
+        browser.find_element(By.ID, "memory-add").click()
+        wait(browser, lambda d: visible(d, "#error"), 10, "the refusal")
+        assert "The memory is empty" in browser.find_element(By.ID, "error").text
+
+        browser.find_element(By.ID, "memory-text").send_keys(XSS_MEMORY)
+        browser.find_element(By.ID, "memory-add").click()
+        items = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#memory-list li"), 20, "the new memory")
+        assert items[0].find_element(By.CSS_SELECTOR, ".memory-text").text == XSS_MEMORY  # shown as text
+        assert browser.find_elements(By.CSS_SELECTOR, "#memory-list img") == []
+
+        ask(browser, "Who wrote Hamlet?")
+        wait_for_verdict(browser)
+        used = browser.find_element(By.ID, "memory-used")
+        assert used.is_displayed() and XSS_MEMORY in used.text
+        assert "given to alpha, beta, gamma" in browser.find_element(By.ID, "memory-used-caption").text
+        assert browser.find_elements(By.CSS_SELECTOR, "#memory-used img") == []
+        assert any("My favourite play is Hamlet" in str(r.body) for r in fake.requests)
+
+        # Unticked, the next question goes without it.
+        fake.reset()
+        browser.find_element(By.ID, "use-memory").click()
+        ask(browser, "Who wrote Hamlet?")
+        wait(browser, lambda d: not visible(d, "#memory-used") and visible(d, "#verdict-section"), 30, "a verdict without memory")
+        assert fake.requests and not any("My favourite play" in str(r.body) for r in fake.requests)
+
+        memory_id = browser.find_element(By.CSS_SELECTOR, "#memory-list li").get_attribute("data-memory-id")
+        browser.find_element(By.CSS_SELECTOR, "#memory-list li button.forget").click()
+        wait(browser, lambda d: visible(d, "#memory-empty"), 10, "the empty memory list")
+        assert browser.execute_script("return window.__xss") is None
+        # The one failed request is the refused empty note (422); no script error.
+        assert all("/api/memory" in e and "422" in e for e in console_errors(browser))
+    con = sqlite3.connect(manyminds_home / "manyminds.db")
+    try:
+        assert con.execute("select count(*) from memories where id = ?", [memory_id]).fetchone()[0] == 0
+        assert con.execute("select count(*) from memory_vectors").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
 @pytest.mark.local_model
 def test_ask_the_local_council_end_to_end(manyminds_home, browser, tmp_path):
     with running_server(tmp_path / "serve.log") as base:

@@ -25,6 +25,7 @@ from .pipeline.verdict import Verdict
 from .request import AskRequest
 
 if TYPE_CHECKING:
+    from .memory.context import Recall
     from .strategies.verify import VerifyReport
 
 MAX_TEXT_CHARS = 100_000  # of a text to verify
@@ -88,6 +89,8 @@ async def run_request(
     strategy when `manyminds eval calibrate` fitted one (calibration.py), and abstains below
     `request.min_confidence`, before it is stored. The run is stored (unless `store=False`, or a
     `recorder` is given), refused ones too, with their cause."""
+    from .memory.context import give, recall
+    from .strategies.tiers import check_effort
     from .trust import learned_default
 
     recorder = recorder if recorder is not None else open_recorder(store, db_path)
@@ -100,9 +103,18 @@ async def run_request(
             settings, request.council, request.models, timeout=request.timeout, quorum=request.quorum, keys=keys,
             limiter=limiter,
         )
+        effort = check_effort(getattr(request, "effort", None))
+        if effort is not None:
+            if strategy is not None and strategy != f"tier:{effort}":
+                raise InputError(f"Give an effort tier or a strategy, not both (effort {effort!r}, strategy {strategy!r}).")
+            strategy = f"tier:{effort}"
+            params = tier_params(effort, settings, params, db_path if db_path is not None else getattr(recorder, "db", None))
         if strategy is None:
             resolved, strategy, learned = learned_default(resolved)
             params = {**learned, **(params or {})} if learned is not None else params
+        found = await recall(request.question, settings, profile=getattr(request, "profile", None),
+                             no_memory=bool(getattr(request, "no_memory", False)), db_path=db_path)
+        give(resolved, found, settings.memory)
     except ManymindsError as exc:
         record_failure(recorder, request.question, request.council or "default", exc, strategy=strategy, run_id=run_id)
         raise
@@ -112,7 +124,7 @@ async def run_request(
             from .trust import learned_note
 
             notes.append(learned_note(resolved, strategy))
-        finishing = Finishing(recorder, resolved, min_confidence, notes)
+        finishing = Finishing(recorder, resolved, min_confidence, notes, found)
         verdict = await run_council(
             request.question, resolved, strategy=strategy, params=params, recorder=finishing,
             emit=on_event or ignore_event, run_id=run_id, budget=budget,
@@ -121,6 +133,20 @@ async def run_request(
         return verdict
     finally:
         await resolved.aclose()
+
+
+def tier_params(effort: str, settings: Settings, params: dict[str, Any] | None, db: Any) -> dict[str, Any]:
+    """A tier's parameters as the run needs them: the run store (for the quick tier's measured
+    member times and the collections of deep and overnight) and, for deep, overnight and auto,
+    the search providers configured in the settings — objects, never part of a stored request."""
+    out = dict(params or {})
+    if db is not None and effort in ("quick", "deep", "overnight", "auto"):
+        out.setdefault("db", db)
+    if effort in ("deep", "overnight", "auto") and settings.search and "search" not in out:
+        from .evidence.search import build_search_providers
+
+        out["search"] = build_search_providers(settings)
+    return out
 
 
 def check_min_confidence(value: Any) -> float | None:
@@ -135,15 +161,17 @@ def check_min_confidence(value: Any) -> float | None:
 class Finishing:
     """The recorder `run_request` hands to `run_council`: before the verdict is stored (and
     streamed) it is calibrated for exactly this council and strategy, and abstains below
-    `min_confidence` — so the stored run, the event and the returned verdict are the same."""
+    `min_confidence`, and lists what it was given from memory — so the stored run, the event
+    and the returned verdict are the same."""
 
     def __init__(self, recorder: Recorder | None, council: Council, min_confidence: float | None,
-                 notes: list[str] | None = None) -> None:  # fmt: skip
+                 notes: list[str] | None = None, memory: "Recall | None" = None) -> None:  # fmt: skip
         from .pipeline.run import NullRecorder
 
         self.inner = recorder if recorder is not None else NullRecorder()
         self.council, self.min_confidence, self.done = council, min_confidence, False
         self.notes = list(notes or [])  # warnings the stored verdict must carry too
+        self.memory = memory
 
     def __getattr__(self, name: str) -> Any:  # e.g. RunRecorder.db
         return getattr(self.inner, name)
@@ -155,6 +183,8 @@ class Finishing:
 
         self.done = True
         verdict.warnings.extend(self.notes)
+        if self.memory is not None:
+            self.memory.apply(verdict)
         try:
             apply_calibration(verdict, self.council)
         except Exception as exc:  # noqa: BLE001 - a calibrator must never cost the user the answer
@@ -195,6 +225,9 @@ async def aask(
     params: dict[str, Any] | None = None,
     run_id: str | None = None,
     min_confidence: float | None = None,
+    no_memory: bool = False,
+    profile: str | None = None,
+    effort: str | None = None,
     max_cost: float | None = None,
     max_tokens: int | None = None,
     max_seconds: float | None = None,
@@ -213,16 +246,26 @@ async def aask(
     the verdict's warnings then say so. With a calibrator for exactly this council and strategy
     (`manyminds eval calibrate`) the confidence is the calibrated probability of being right
     (`confidence_raw` keeps the agreement share); below `min_confidence` the verdict abstains.
+    The memories of `profile` (default: `$MANYMINDS_PROFILE`, else `[memory] profile`) closest
+    to the question go, as quoted data, to the members whose provider may receive them
+    (docs/memory.md); `no_memory=True` asks without them. The verdict lists what was used.
     `max_cost` (USD), `max_tokens` (all calls together) and `max_seconds` are the question's
     budget (budget.py): a run that hits one ends with what it has, `verdict.budget_limited`
     saying which and how much was spent; one that cannot pay for even one member is refused
     before any call. The run is stored in the user dir's database unless `store=False`; a run
     that fails is stored too, with its cause.
+
+    `effort` picks a tier (docs/effort.md): "quick" (the fastest members, early consensus, no
+    chair), "standard" (today's council), "deep" (review, revision, grounding), "overnight"
+    (deep plus sampling, every source and a report — run here in-process; `manyminds ask
+    --effort overnight` queues it as a job instead) or "auto" (the router picks, and
+    `verdict.route` says why). An unknown tier is an `InputError` listing them.
     """
     budget = {"max_cost": max_cost, "max_tokens": max_tokens, "max_seconds": max_seconds}
     request = AskRequest.model_construct(
         question=question, council=council, models=models, strategy=strategy, params=params,
-        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence,
+        timeout=timeout, quorum=quorum, tier="quick", min_confidence=min_confidence, effort=effort,
+        no_memory=no_memory, profile=profile,
         budget=budget if any(v is not None for v in budget.values()) else None,
     )  # unvalidated on purpose: run_council refuses a bad question with a stored, precise error
     return await run_request(
@@ -279,7 +322,7 @@ async def averify(
     params = {"question": question, "collection": collection, "search": search, "db": db, "extract": extract, "judge": judge}
     request = AskRequest.model_construct(
         question=text, council=council, models=models, strategy="verify", params=params,
-        timeout=timeout, quorum=quorum, tier="quick",
+        timeout=timeout, quorum=quorum, tier="quick", no_memory=True,  # a text is checked as written
     )
     verdict = await run_request(request, settings=settings, recorder=recorder, store=store, on_event=on_event, keys=keys,
                                 limiter=limiter)

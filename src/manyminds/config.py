@@ -132,6 +132,20 @@ class CouncilSettings(BaseModel):
         return next((m for m in self.members if m.name == name), None)
 
 
+class MemorySettings(BaseModel):
+    """`[memory]`: the personal memory (manyminds.memory). Memories go only to the members whose
+    provider may receive them: the bundled local models (`local/…`) when `share_local`, and the
+    providers named in `share_with` (e.g. ["openai"]); every other member gets the question alone."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True  # false: no question is given memories (they can still be managed)
+    profile: str = "default"  # the profile used unless --profile or $MANYMINDS_PROFILE names one
+    share_with: list[str] = Field(default_factory=list)  # remote providers allowed to receive memories
+    share_local: bool = True  # the bundled local models (provider "local") receive memories
+    top_k: int = Field(default=3, ge=1, le=20)  # at most this many memories per question
+    min_score: float = Field(default=0.3, ge=-1.0, le=1.0)  # cosine similarity a memory needs to be used
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_council: str = "local"
@@ -139,6 +153,7 @@ class Settings(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     search: dict[str, SearchSettings] = Field(default_factory=dict)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)  # added to (or replacing) the shipped roles
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
 

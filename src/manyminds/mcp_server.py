@@ -1,10 +1,11 @@
 """manyminds as an MCP server for agent hosts (Claude Desktop, IDEs, …): `manyminds mcp`.
 
-Three tools, over stdio, built with the official `mcp` package:
+Tools, over stdio, built with the official `mcp` package:
 
-    ask(question, council?, models?)   → the Verdict JSON (structured content) + a short summary
+    ask(question, council?, models?, min_confidence?, no_memory?) → the Verdict JSON (structured content) + a short summary
     verify(text, collection?, council?, models?) → a verdict per claim of `text` + a summary
     councils()                         → the councils (members, models, roles, guardrails) and the roles
+    memory_list(profile?) / memory_add(text, profile?) / memory_forget(id, profile?) → the personal memory
 
 Every run is stored in the user dir's database like a run of `manyminds ask`. A failure a user
 can act on (an empty question, an unknown council, a council that could not answer) comes
@@ -29,6 +30,7 @@ from pydantic import Field
 from .version import __version__
 from .config import Settings, load_settings
 from .errors import ManymindsError
+from .memory.store import Memory, MemoryStore, resolve_profile
 from .pipeline.events import Event
 from .pipeline.verdict import Verdict
 from .strategies.verify import VerifyReport
@@ -61,10 +63,17 @@ MinConfidenceArg = Annotated[
     float | None,
     Field(description='Abstain below this calibrated confidence (0 < x <= 1): the answer is "not sure" with the competing answers.'),
 ]
+EffortArg = Annotated[
+    str | None,
+    Field(description="How much work: quick (fastest members, stops at early consensus), standard (the default "
+                      "council), deep (review, revision and grounding rounds: slower) or auto (picks one, and says why)."),
+]
 MaxCostArg = Annotated[float | None, Field(gt=0, description="Stop at this many USD spent (needs every model's price).")]
 MaxTokensArg = Annotated[int | None, Field(gt=0, description="Stop at this many tokens, input + output of every call.")]
 MaxSecondsArg = Annotated[float | None, Field(gt=0, description="Stop after this many seconds; keep what finished.")]
 TextArg = Annotated[str, Field(description="The text to fact-check, claim by claim.")]
+NoMemoryArg = Annotated[bool, Field(description="Ask without the user's personal memory.")]
+ProfileArg = Annotated[str | None, Field(description="The memory profile (default: the user's default profile).")]
 CollectionArg = Annotated[
     str | None,
     Field(description="A local document collection (`manyminds docs add`) to check the claims against."),
@@ -92,15 +101,24 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
     )
     async def ask(
         question: QuestionArg, ctx: Context, council: CouncilArg = None, models: ModelsArg = None,
-        min_confidence: MinConfidenceArg = None,
+        min_confidence: MinConfidenceArg = None, no_memory: NoMemoryArg = False, effort: EffortArg = None,
         max_cost: MaxCostArg = None, max_tokens: MaxTokensArg = None, max_seconds: MaxSecondsArg = None,
     ) -> Annotated[CallToolResult, Verdict]:
         from .api import run_request
+        from .errors import InputError
         from .request import AskRequest
+        from .strategies.tiers import check_effort
 
+        try:
+            effort = check_effort(effort)
+            if effort == "overnight":
+                raise InputError("The overnight tier is a background job, not a tool call: queue it with "
+                                 "`manyminds ask --effort overnight \"…\"` and read `manyminds runs show ID --report`.")
+        except InputError as exc:
+            raise ToolError(error_text(exc)) from None
         budget = {"max_cost": max_cost, "max_tokens": max_tokens, "max_seconds": max_seconds}
         request = AskRequest.model_construct(question=question, council=council, models=models or None,
-                                             min_confidence=min_confidence,
+                                             min_confidence=min_confidence, no_memory=bool(no_memory), effort=effort,
                                              budget=budget if any(v is not None for v in budget.values()) else None)
         return await call_tool(ctx, summarize_verdict, lambda on_event: run_request(
             request, settings=current_settings(), db_path=db_path, on_event=on_event,
@@ -144,7 +162,51 @@ def build_server(settings: Settings | None = None, *, db_path: str | None = None
         except ManymindsError as exc:
             raise ToolError(error_text(exc)) from None
 
+    add_memory_tools(server, current_settings, db_path)
     return server
+
+
+def add_memory_tools(server: MCPServer, current_settings: Callable[[], Settings], db_path: str | None) -> None:
+    """memory_list, memory_add, memory_forget: what `manyminds memory` does, for the host."""
+
+    def run(action: Callable[[MemoryStore, str], Any], profile: str | None) -> Any:
+        from .store import open_db
+
+        db = open_db(db_path, check_abandoned=False)
+        try:
+            return action(MemoryStore(db), resolve_profile(profile, current_settings()))
+        except ManymindsError as exc:
+            raise ToolError(str(exc)) from None
+        finally:
+            db.close()
+
+    @server.tool(name="memory_list", title="List the personal memory",
+                 description="The notes the user saved about themselves (one profile), oldest first.",
+                 annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False))
+    async def memory_list(profile: ProfileArg = None) -> dict[str, Any]:
+        def action(store: MemoryStore, name: str) -> dict[str, Any]:
+            return {"profile": name, "memories": [m.model_dump() for m in store.list(name)]}
+
+        return await asyncio.to_thread(run, action, profile)
+
+    @server.tool(name="memory_add", title="Save a note to the personal memory",
+                 description="Save a short note about the user (at most 2,000 characters). Questions later "
+                             "draw on it as quoted data, never as instructions.",
+                 annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False))
+    async def memory_add(text: Annotated[str, Field(description="The note to save.")],
+                         profile: ProfileArg = None) -> Memory:
+        return await asyncio.to_thread(run, lambda store, name: store.add(name, text, source="mcp"), profile)
+
+    @server.tool(name="memory_forget", title="Forget a note of the personal memory",
+                 description="Delete one memory for good (its text, vector and search index entries).",
+                 annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True,
+                                             openWorldHint=False))
+    async def memory_forget(id: Annotated[str, Field(description="The memory's id (from memory_list).")],  # noqa: A002
+                            profile: ProfileArg = None) -> dict[str, Any]:
+        def action(store: MemoryStore, name: str) -> dict[str, Any]:
+            return {"profile": name, "forgotten": 1, "id": store.forget(name, id).id}
+
+        return await asyncio.to_thread(run, action, profile)
 
 
 async def call_tool(ctx: Context, summarize: Callable[[Any], str], start: Callable[[Callable], Awaitable[Any]]) -> CallToolResult:
@@ -243,6 +305,8 @@ def summarize_verdict(verdict: Verdict) -> str:
     failed = [m for m in verdict.members if not m.ok]
     for m in failed:
         lines.append(f"Member {m.member} {m.status}: {(m.error or {}).get('message', '')}")
+    if getattr(verdict, "route", None) is not None:
+        lines.append(f"Route: {verdict.route.tier} — {verdict.route.reason}")
     for w in verdict.warnings:
         lines.append(f"Warning: {w}")
     for n in verdict.specialists:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .models.registry import Registry
 
 Tier = Literal["quick", "deep"]
+# How much work the question gets (strategies/tiers.py); `tier` above is only *when* it runs.
+Effort = Literal["quick", "standard", "deep", "overnight", "auto"]
 
 
 class AskRequest(BaseModel):
@@ -36,9 +38,18 @@ class AskRequest(BaseModel):
     timeout: float | None = Field(default=None, gt=0, description="Seconds per member call, overriding the council's.")
     quorum: int | None = Field(default=None, ge=1, description="Members that must answer, overriding the council's.")
     tier: Tier = Field(default="quick", description="quick: runs now; deep: a queued background job.")
+    effort: Effort | None = Field(
+        default=None,
+        description="Effort tier: quick, standard, deep, overnight (always a queued job) or auto (the router picks). "
+                    "Runs the strategy 'tier:EFFORT'; not with `strategy`.",
+    )
     min_confidence: float | None = Field(
         default=None, gt=0, le=1,
         description="Below this confidence (calibrated, else raw) the verdict abstains: 'not sure' and the competing answers.",
+    )
+    no_memory: bool = Field(default=False, description="Ask without the personal memory (no memories in any prompt).")
+    profile: str | None = Field(
+        default=None, description="The memory profile to draw on (default: $MANYMINDS_PROFILE, else [memory] profile).",
     )
 
     budget: Budget | None = Field(
@@ -63,11 +74,22 @@ class AskRequest(BaseModel):
         else:
             council, council_settings = settings.council(self.council)
             models, members = None, len(council_settings.members)
-        strategy = self.strategy or ("deep" if self.tier == "deep" else "council")
+        if self.profile is not None:
+            from .memory.store import check_profile
+
+            check_profile(self.profile)
+        from .strategies.tiers import check_effort
+
+        effort = check_effort(self.effort)
+        tier = "deep" if effort == "overnight" else self.tier  # overnight is a background job by nature
+        if effort and self.strategy and self.strategy != f"tier:{effort}":
+            raise InputError(f"Give an effort tier or a strategy, not both (effort {effort!r}, strategy {self.strategy!r}).")
+        strategy = f"tier:{effort}" if effort else (self.strategy or ("deep" if self.tier == "deep" else "council"))
         get_strategy(strategy, self.params)  # unknown strategy or parameter: InputError
         if self.quorum is not None and self.quorum > members:
             raise InputError(f"A quorum of {self.quorum} is larger than the council's {members} members.")
         return self.model_copy(update={
             "question": question, "council": council, "models": models, "strategy": strategy, "params": self.params or None,
+            "effort": effort, "tier": tier,
             "budget": budget,
         })

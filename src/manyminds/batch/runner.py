@@ -48,9 +48,11 @@ async def run_line(line: BatchLine, *, settings: Any, recorder: Any, defaults: d
             params = {"collection": line.collection} if strategy != "crosscheck" else {
                 "collection": line.collection, "review": False, "rounds": 0}  # fmt: skip
         # Unvalidated on purpose, as in `manyminds ask`: the pipeline refuses a bad question with
-        # a stored, precise error.
+        # a stored, precise error. No personal memory: a batch is a file of questions, not the
+        # user's conversation, and on Ray a worker must not open the user's store to look.
         request = AskRequest.model_construct(question=line.question, council=council, models=models, strategy=strategy,
-                                             params=params, timeout=None, quorum=None, tier="quick", min_confidence=None)  # fmt: skip
+                                             params=params, timeout=None, quorum=None, tier="quick", min_confidence=None,
+                                             no_memory=True)  # fmt: skip
         verdict = await run_request(request, settings=settings, recorder=recorder, limiter=limiter)
         return {**base, "ok": True, "run_id": verdict.run_id, "result": verdict.model_dump(mode="json")}
     except ManymindsError as exc:

@@ -8,6 +8,9 @@ import click
 
 from .common import INTERRUPTED, budget_options, decode_utf8, echo_json, fail, run_or_fail, stdout_is_terminal
 
+# strategies/tiers.py EFFORTS, spelled out so `--help` imports nothing (a test checks they match).
+EFFORTS = ("quick", "standard", "deep", "overnight", "auto")
+
 
 def read_question(words: tuple[str, ...]) -> str:
     """The question from the arguments, or from stdin when none are given (or `-`).
@@ -38,19 +41,32 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds each member may take (overrides settings).")
 @click.option("--quorum", type=click.IntRange(min=1), help="Members that must answer (overrides settings).")
 @click.option("--deep", is_flag=True, help="Queue a deep run (review and revision rounds) for a worker; print its id.")
+@click.option("--effort", type=click.Choice(EFFORTS, case_sensitive=False),
+              help="How much work: quick (fastest members, early consensus), standard (today's council), deep (review, "
+                   "revision, grounding), overnight (queued job with a report), auto (the router picks).")
 @click.option("--collection", help="Check the answer's claims against this document collection (manyminds docs add).")
 @click.option("--strategy", "strategy_name", help="How the council works: council (default), crosscheck, deep, …")
 @click.option("--min-confidence", type=click.FloatRange(min=0, max=1, min_open=True),
               help="Below this confidence (calibrated, else raw; 0 < X <= 1) answer 'not sure' with the competing answers.")
+@click.option("--no-memory", is_flag=True, help="Ask without the personal memory (manyminds memory).")
+@click.option("--profile", help="Memory profile to draw on (default: $MANYMINDS_PROFILE, else [memory] profile).")
 @budget_options
-def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, collection, strategy_name, min_confidence,  # noqa: ANN001
-        max_cost, max_tokens, max_seconds) -> None:  # noqa: ANN001
+def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep, effort, collection, strategy_name,  # noqa: ANN001
+        min_confidence, no_memory, profile, max_cost, max_tokens, max_seconds) -> None:  # noqa: ANN001
     """Ask the council QUESTION (or read it from stdin).
 
     Every member answers concurrently; their answers are compared, a chair writes one answer
     with a confidence derived from the members' agreement (calibrated when `manyminds eval
     calibrate` fitted this council), and the run is stored. With --min-confidence X the verdict
     abstains below X: "not sure", with the competing answers and their shares (exit code 0).
+    Memories relevant to the question (manyminds memory) go, as quoted data, to the members
+    allowed to receive them; the verdict lists them. --no-memory asks without.
+
+    --effort picks how much work the question gets (docs/effort.md); --deep says *when*: it
+    queues the run for a worker (with no --effort, the "deep" strategy, as before). So
+    `--effort deep` runs the deep tier now, `--deep --effort deep` queues it, and
+    `--effort overnight` is always queued.
+
     --max-cost / --max-tokens / --max-seconds bound what the question may spend: the run stops
     cleanly at the first one hit and the verdict says it was budget-limited.
     """
@@ -68,12 +84,19 @@ def ask(question, council_name, models, as_json, no_store, timeout, quorum, deep
     from ..request import AskRequest
 
     # Unvalidated on purpose: the pipeline refuses a bad question with a stored, precise error.
+    effort = effort.lower() if effort else None
+    queued = deep or effort == "overnight"
+    if effort:
+        kwargs = {"effort": effort, "strategy": strategy_name, "params": {"collection": collection} if collection else None}
+    else:
+        kwargs = _strategy_kwargs(strategy_name or ("deep" if deep else None), collection)
     request = AskRequest.model_construct(
         question=question_text, council=council_name, models=list(models) or None, timeout=timeout, quorum=quorum,
-        tier="deep" if deep else "quick", min_confidence=min_confidence, budget=_budget(max_cost, max_tokens, max_seconds),
-        **_strategy_kwargs(strategy_name or ("deep" if deep else None), collection),
+        tier="deep" if queued else "quick", min_confidence=min_confidence, no_memory=no_memory, profile=profile,
+        budget=_budget(max_cost, max_tokens, max_seconds),
+        **kwargs,
     )
-    if deep:
+    if queued:
         _submit_deep(request, as_json, no_store)
         return
 
@@ -132,7 +155,7 @@ def _submit_deep(request, as_json: bool, no_store: bool) -> None:  # noqa: ANN00
 
     try:
         if no_store:
-            raise InputError("--deep runs are stored by nature (a worker runs them later); drop --no-store.")
+            raise InputError("Queued runs (--deep, --effort overnight) are stored by nature (a worker runs them later); drop --no-store.")
         db = open_db()
         job = submit_job(db, request, settings=load_settings())
         workers = live_workers(db)
@@ -140,14 +163,14 @@ def _submit_deep(request, as_json: bool, no_store: bool) -> None:  # noqa: ANN00
         fail(exc, as_json=as_json)
     run_id = job["run_id"]
     if as_json:
-        echo_json({"id": run_id, "status": job["status"], "tier": "deep", "worker_running": bool(workers),
+        echo_json({"id": run_id, "status": job["status"], "tier": "deep", "effort": request.effort, "worker_running": bool(workers),
                    "workers": workers, "wait": f"manyminds runs wait {run_id}"})
         return
     click.echo(run_id)  # alone on stdout: ID=$(manyminds ask --deep "…")
     if workers:
-        click.echo(f"Queued deep run {run_id}; a worker is running (pid {workers[0]['pid']}).", err=True)
+        click.echo(f"Queued {request.effort or 'deep'} run {run_id}; a worker is running (pid {workers[0]['pid']}).", err=True)
     else:
-        click.echo(f"Queued deep run {run_id}. No worker is running: start one with `manyminds serve` "
+        click.echo(f"Queued {request.effort or 'deep'} run {run_id}. No worker is running: start one with `manyminds serve` "
                    "(or `manyminds serve --worker-only`).", err=True)
     click.echo(f"Follow it with: manyminds runs wait {run_id}", err=True)
 

@@ -17,6 +17,7 @@ STATUS_STYLE = {
     "ok": "green",
     "failed": "red",
     "timeout": "red",
+    "cut": "dim",
 }
 
 
@@ -67,6 +68,8 @@ class LiveState:
                     view.text = answer["text"]
                 if answer.get("error"):
                     view.note = answer["error"].get("cause") or answer["error"].get("message", "")
+            elif event.kind == "member_cut":
+                view.status, view.note = "cut", "not waited for: the vote was settled"
 
     def renderable(self) -> Any:
         from rich.columns import Columns
@@ -135,6 +138,8 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append(verdict.short_answer + "\n")
     body.append(f"Confidence {verdict.confidence:.0%} ({confidence_kind(verdict)})", style="bold")
     body.append(f" — {verdict.confidence_explanation}\n", style="dim")
+    for line in effort_lines(verdict):
+        body.append(line + "\n", style="cyan")
     if verdict.dissent and not verdict.abstained:
         body.append("\nDissent:\n", style="bold")
         for d in verdict.dissent:
@@ -148,6 +153,11 @@ def render_verdict(verdict: Verdict) -> Any:
         body.append("\nYou might also ask:\n", style="bold")
         for q in verdict.follow_ups:
             body.append(f"  • {q}\n")
+    memory = memory_lines(verdict)
+    if memory:
+        body.append(f"\n{memory[0]}\n", style="bold")
+        for line in memory[1:]:
+            body.append(line + "\n")
     if verdict.specialists:
         body.append("\nSpecialists:\n", style="bold")
         for line in specialist_lines(verdict):
@@ -232,10 +242,12 @@ def plain_verdict(verdict: Verdict) -> str:
     if verdict.short_answer and verdict.short_answer != verdict.answer:
         lines.append(f"Short answer: {verdict.short_answer}")
     lines.append(f"Confidence: {verdict.confidence:.2f}, {confidence_kind(verdict)} ({verdict.confidence_explanation})")
+    lines += effort_lines(verdict)
     if verdict.dissent and not verdict.abstained:
         lines.append("Dissent:")
         lines += [f"  - {d.answer}: {', '.join(d.members)} ({d.share:.0%})" for d in verdict.dissent]
     lines += plain_claims(verdict)
+    lines += memory_lines(verdict)
     lines.append("Members:")
     for m in verdict.members:
         if m.ok:
@@ -243,13 +255,24 @@ def plain_verdict(verdict: Verdict) -> str:
                          f"{cost_text(m.cost_usd)}): {m.short_answer}")  # fmt: skip
             lines.append("      " + m.text.replace("\n", "\n      "))
         else:
-            lines.append(f"  - {m.member} ({m.model}): {m.status}: {(m.error or {}).get('message', '')}")
+            why = "not waited for, the vote was settled (early consensus)" if m.status == "cut" else (m.error or {}).get("message", "")
+            lines.append(f"  - {m.member} ({m.model}): {m.status}: {why}")
     if verdict.specialists:
         lines.append("Specialists:")
         lines += [f"  - {line}" for line in specialist_lines(verdict)]
     lines.append(cost_line(verdict))
     lines += plain_footer(verdict)
     return "\n".join(lines)
+
+
+def memory_lines(verdict: Verdict) -> list[str]:
+    """"Used from memory (profile P; given to A, B):" and one line per memory; [] if none."""
+    used = getattr(verdict, "memory_used", None)
+    if not used:
+        return []
+    head = f"Used from memory (profile {verdict.memory_profile}; given to {', '.join(verdict.memory_members)}"
+    head += f"; withheld from {', '.join(verdict.memory_withheld)}):" if verdict.memory_withheld else "):"
+    return [head] + [f"  - [{m.id}] {_clip(m.text, 200)}" for m in used]
 
 
 def cost_text(cost: float | None) -> str:
@@ -279,6 +302,22 @@ def specialist_lines(verdict: Verdict) -> list[str]:
             line += f" (weight {n.weight:g})"
         out.append(line)
     return out
+
+
+def effort_lines(verdict: Verdict) -> list[str]:
+    """The effort tier, the router's choice and what early consensus cut, as lines."""
+    lines = []
+    route = getattr(verdict, "route", None)
+    if route is not None:
+        lines.append(f"Route: {route.tier} — {route.reason}")
+    elif getattr(verdict, "effort", None):
+        lines.append(f"Effort: {verdict.effort}")
+    early = getattr(verdict, "early_consensus", None)
+    if early is not None and early.cut:
+        lines.append(f"Early consensus after {early.after_s:.1f}s: cut {', '.join(early.cut)} ({early.reason})")
+    if getattr(verdict, "report", None):
+        lines.append(f"Report: manyminds runs show {verdict.run_id} --report")
+    return lines
 
 
 def confidence_kind(verdict: Verdict) -> str:

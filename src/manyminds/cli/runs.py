@@ -69,7 +69,8 @@ def _status(row: dict) -> str:
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def runs_show(run_id: str, as_json: bool) -> None:
+@click.option("--report", is_flag=True, help="Print the run's markdown report (overnight runs write one).")
+def runs_show(run_id: str, as_json: bool, report: bool) -> None:
     """Show one run (an id or a unique prefix of one)."""
     from ..errors import ManymindsError
     from ..pipeline.verdict import Verdict
@@ -79,6 +80,9 @@ def runs_show(run_id: str, as_json: bool) -> None:
         doc = export_run(open_db(), run_id)
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
+    if report:
+        _print_report(doc, as_json)
+        return
     if as_json:
         echo_json(doc)
         return
@@ -105,6 +109,19 @@ def runs_show(run_id: str, as_json: bool) -> None:
     for m in doc.get("members", []):
         detail = m.get("short_answer") or (m.get("error") or {}).get("message", "") or m.get("text", "")
         click.echo(f"  - {m['member']} ({m['model']}): {m['status']}: {_cut(detail, 200)}")
+
+
+def _print_report(doc: dict, as_json: bool) -> None:
+    from ..errors import InputError
+
+    text = (doc.get("verdict") or {}).get("report")
+    if not text:
+        why = "it has not finished" if doc.get("status") != "complete" else "only overnight runs (--effort overnight) write one"
+        fail(InputError(f"Run {doc['id']} has no report: {why}."), as_json=as_json)
+    if as_json:
+        echo_json({"id": doc["id"], "report": text})
+    else:
+        click.echo(text)
 
 
 @runs.command("export")

@@ -1,7 +1,7 @@
 """The plan of an eval run: strategy labels → planned strategies, and the choices made from
 measurements (self-consistency's k, the trust folds) and checked again on a resume.
 
-Strategy labels: a registered strategy name ("council", "majority", "moa"…), `single:MEMBER`
+Strategy labels: a registered strategy name ("council", "majority", "moa", "tier:quick"…), `single:MEMBER`
 (plain "single" expands to every member), `NAME+trust` (the strategy on a council whose member
 weights were fitted from the single-member results, see trust.py), or "all".
 
@@ -58,7 +58,7 @@ def expand_strategies(names: list[str], council: Council, params: dict[str, dict
     for raw in names:
         for name in (ALL_STRATEGIES if raw.strip() == "all" else [raw.strip()]):
             base, _, trust = name.partition("+")
-            base, _, member = base.partition(":")
+            base, member = split_label(base)
             if base not in STRATEGIES or (trust and trust != "trust") or (member and (base != "single" or member not in members)):
                 raise InputError(f"Unknown strategy {name!r}. Valid strategies: {', '.join(valid_labels(council))}.")
             if base == "single" and not member and not trust:
@@ -73,7 +73,7 @@ def expand_strategies(names: list[str], council: Council, params: dict[str, dict
     planned: list[Planned] = []
     for name in dict.fromkeys(wanted):
         base, _, trust = name.partition("+")
-        base, _, member = base.partition(":")
+        base, member = split_label(base)
         p = dict(params.get(base, {}))
         if member:
             p["member"] = member
@@ -81,8 +81,16 @@ def expand_strategies(names: list[str], council: Council, params: dict[str, dict
     return sorted(planned, key=lambda p: (p.phase, _order(p.label)))
 
 
+def split_label(base: str) -> tuple[str, str]:
+    """"single:MEMBER" → ("single", MEMBER); a registered name with a colon ("tier:quick") stays whole."""
+    if base in STRATEGIES:
+        return base, ""
+    name, _, member = base.partition(":")
+    return name, member
+
+
 def _order(label: str) -> int:
-    base = label.split(":")[0].split("+")[0]
+    base = split_label(label.split("+")[0])[0]
     return ALL_STRATEGIES.index(base) if base in ALL_STRATEGIES else len(ALL_STRATEGIES)
 
 

@@ -42,7 +42,7 @@ class Progress:
             self.members_total = len(council.get("members") or []) or self.members_total
         elif kind == "stage_started":
             self.stage, self.members_done = event.stage, 0
-        elif kind in ("member_done", "member_failed"):
+        elif kind in ("member_done", "member_failed", "member_cut"):
             self.members_done += 1
         elif kind == "stage_done" and event.stage:
             self.stages_done.append(event.stage)

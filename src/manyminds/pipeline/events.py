@@ -14,6 +14,7 @@ EventKind = Literal[
     "member_retry",
     "member_done",
     "member_failed",
+    "member_cut",
     "stage_done",
     "verdict",
     "run_failed",

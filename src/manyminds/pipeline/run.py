@@ -115,6 +115,7 @@ class RunContext:
     extra_usage: list[UsageOut] = field(default_factory=list)  # calls outside the member answers
     extra_costs: list[float | None] = field(default_factory=list)
     specialists: SpecialistPlan | None = None  # roles: routing, refusal rules, critics (specialists.py)
+    settled: Any = None  # consensus.Settled when the fan-out stopped early (the quick tier)
     # What the run may still spend (budget.py); the council's `Budgeted` wrapper charges it.
     budget: BudgetTracker | None = None
 

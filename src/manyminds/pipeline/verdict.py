@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-MemberStatus = Literal["ok", "failed", "timeout"]
+# "cut": not waited for — early consensus settled the vote before it answered (not a failure).
+MemberStatus = Literal["ok", "failed", "timeout", "cut"]
 ShortAnswerMethod = Literal["json", "model", "heuristic", "none"]
 
 
@@ -170,6 +171,14 @@ class Alternative(BaseModel):
     share: float  # weight of its members over the weight of all members (the raw confidence's scale)
 
 
+class MemoryNote(BaseModel):
+    """A memory the question was given (manyminds.memory): which one, its text, how close it was."""
+
+    id: str
+    text: str
+    score: float
+
+
 class SpecialistNote(BaseModel):
     """What one member with a role did in a run (pipeline/specialists.py)."""
 
@@ -193,6 +202,27 @@ class GuardNote(BaseModel):
     action: Literal["warn"]
     topic: str  # the pattern that matched
     message: str
+
+
+class Route(BaseModel):
+    """How `--effort auto` chose the tier: the tier that answered, why (for people), and the
+    features the rule read (strategies/router.py)."""
+
+    tier: str  # quick | standard | deep
+    reason: str
+    kind: str  # closed | maths | long-form | high-stakes
+    features: dict[str, Any] = Field(default_factory=dict)
+    escalated: bool = False  # quick ran first and its members disagreed
+
+
+class EarlyConsensus(BaseModel):
+    """The fan-out stopped waiting: the vote's winner could no longer change (consensus.py)."""
+
+    answer: str
+    members: list[str]  # who agreed when it settled
+    cut: list[str]  # cancelled, status "cut" in `members`
+    reason: str
+    after_s: float  # seconds into the fan-out
 
 
 class Verdict(BaseModel):
@@ -229,10 +259,22 @@ class Verdict(BaseModel):
     abstained: bool = False
     alternatives: list[Alternative] = Field(default_factory=list)
     withheld_answer: str | None = None
+    # Personal memory: the memories added to the question as quoted data, the profile they came
+    # from, the members that got them and those that did not (their provider was not allowed).
+    memory_used: list[MemoryNote] = Field(default_factory=list)
+    memory_profile: str | None = None
+    memory_members: list[str] = Field(default_factory=list)
+    memory_withheld: list[str] = Field(default_factory=list)
     # Roles (pipeline/specialists.py) and guardrails (guardrails.py): which specialists spoke,
     # which were skipped and why; the warning rules that applied to the question.
     specialists: list[SpecialistNote] = Field(default_factory=list)
     guardrails: list[GuardNote] = Field(default_factory=list)
+    # Effort tiers (strategies/tiers.py): which tier ran, how auto chose it, what early
+    # consensus cut, and the overnight tier's markdown report.
+    effort: str | None = None
+    route: Route | None = None
+    early_consensus: EarlyConsensus | None = None
+    report: str | None = None
     # budget.py: set when a budget (--max-cost/--max-tokens/--max-seconds) stopped the run —
     # {budget, limit, budget_set, spent: {tokens, cost_usd, seconds}, cut: [models not answered]}.
     budget_limited: dict[str, Any] | None = None

@@ -3,7 +3,8 @@
     app = create_app(settings, db_path=path, token="s3cret", worker=True)
 
 Routes: `/healthz`, `/` and `/static/*` (the web page, when `server/static/` exists), the
-OpenAI-compatible `/v1/*` (openai_routes.py), the run API `/api/*` (runs_api.py), and
+OpenAI-compatible `/v1/*` (openai_routes.py), the run API `/api/*` (runs_api.py), the memory
+API `/api/memory` (memory_api.py), and
 `/openapi.json` + `/docs`. Middleware (middleware.py), outermost first: access log, CORS (only
 when origins are configured: closed by default), token auth (when a token is configured), body
 size limit. Errors of every kind leave as `{"error": {"type", "message", "param", "code", …}}`
@@ -87,10 +88,12 @@ def create_app(
     _add_error_handlers(app)
     _add_base_routes(app, state, __version__ or "0")
     from .openai_routes import router as openai_router
+    from .memory_api import router as memory_router
     from .runs_api import router as runs_router
 
     app.include_router(openai_router)
     app.include_router(runs_router)
+    app.include_router(memory_router)
     _finish_openapi(app, state)
 
     # Added innermost first: the last one added sees the request first.
@@ -101,7 +104,7 @@ def create_app(
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
-            CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
+            CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], expose_headers=["X-Request-ID", "Location"],
         )
     app.add_middleware(AccessLog)

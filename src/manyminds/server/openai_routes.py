@@ -6,6 +6,8 @@
     r.model_extra["manyminds"]               # run_id, confidence, agreement, dissent, …
 
 - `model` is `council` (the default council) or `council/<name>`; `GET /v1/models` lists them.
+  A suffix picks the effort tier: `council/local:quick` (quick, standard, deep, auto; an
+  unknown tier is a 404 model_not_found, overnight a 400: it is a background job).
 - The question is the last user message. Earlier messages, if any, are prepended as context
   (system/developer messages as instructions, then the conversation so far), so that a
   single-message request stores exactly the question asked.
@@ -66,7 +68,8 @@ class ChatRequest(BaseModel):
     ignored."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(max_length=256, description='"council" (the default council) or "council/<name>"')
+    model: str = Field(max_length=256, description='"council" (the default council) or "council/<name>", optionally '
+                       'with an effort tier: "council/local:quick" (quick, standard, deep, auto)')
     messages: list[ChatMessage] = Field(
         min_length=1, max_length=1000, description="The last user message is the question.",
         json_schema_extra={"contains": {"type": "object", "properties": {"role": {"const": "user"}}, "required": ["role"]}},
@@ -76,20 +79,33 @@ class ChatRequest(BaseModel):
     n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
 
 
-def council_name(model: str, state: Any) -> str:
-    """`council` / `council/<name>` → the council's name; 404 (OpenAI's model_not_found) otherwise."""
+def council_name(model: str, state: Any) -> tuple[str, str | None]:
+    """`council` / `council/<name>`, optionally with `:EFFORT` (`council/local:quick`) → the
+    council's name and the effort tier; 404 (OpenAI's model_not_found) for an unknown council
+    or tier."""
+    from ..strategies.tiers import EFFORTS
+
     name: str | None
-    if model == "council":
+    base, sep, effort = model.rpartition(":") if ":" in model else (model, "", "")
+    if base == "council":
         name = state.settings.default_council
-    elif model.startswith("council/"):
-        name = model[len("council/"):]
+    elif base.startswith("council/"):
+        name = base[len("council/"):]
     else:
         name = None
     if not name or name not in state.settings.councils:
         known = ", ".join(["council"] + [f"council/{n}" for n in sorted(state.settings.councils)])
-        raise ApiError(404, "invalid_request_error", f"The model {model!r} does not exist. Available: {known}.",
+        raise ApiError(404, "invalid_request_error", f"The model {model!r} does not exist. Available: {known} "
+                       f"(each optionally with :EFFORT, one of {', '.join(EFFORTS)}).",
                        param="model", code="model_not_found", headers=NO_RETRY)
-    return name
+    if sep and effort not in EFFORTS:
+        raise ApiError(404, "invalid_request_error", f"The model {model!r} does not exist: unknown effort tier {effort!r}. "
+                       f"Tiers: {', '.join(EFFORTS)} (e.g. {base}:quick).", param="model", code="model_not_found", headers=NO_RETRY)
+    if effort == "overnight":
+        raise ApiError(400, "invalid_request_error", "The overnight tier runs as a background job: start it with POST "
+                       '/api/runs {"effort": "overnight"}, not as a chat completion.', param="model",
+                       code="unsupported_effort", headers=NO_RETRY)
+    return name, effort or None
 
 
 def _text(message: ChatMessage, index: int) -> str:
@@ -138,6 +154,10 @@ def extension(verdict: Verdict) -> dict[str, Any]:
         "citations": [c.model_dump(mode="json") for c in getattr(verdict, "citations", [])],
         "claims": verdict.claims.model_dump(mode="json") if getattr(verdict, "claims", None) is not None else None,
         "warnings": list(verdict.warnings),
+        "effort": getattr(verdict, "effort", None),
+        "route": verdict.route.model_dump(mode="json") if getattr(verdict, "route", None) is not None else None,
+        "early_consensus": (verdict.early_consensus.model_dump(mode="json")
+                            if getattr(verdict, "early_consensus", None) is not None else None),
     }
 
 
@@ -216,13 +236,13 @@ def _card(model_id: str, state: Any) -> dict[str, Any]:
 )
 async def chat_completions(body: ChatRequest, request: Request) -> Any:
     state = request.app.state.mm
-    name = council_name(body.model, state)
+    name, effort = council_name(body.model, state)
     question = question_from(body.messages)
     if len(question) > MAX_QUESTION_CHARS:
         raise ApiError(400, "invalid_request_error", f"The question with its context is {len(question):,} characters long; "
                        f"the limit is {MAX_QUESTION_CHARS:,}.", param="messages", code="context_length_exceeded", headers=NO_RETRY)
     try:
-        run_request = AskRequest(question=question, council=name).check(state.settings, state.registry)
+        run_request = AskRequest(question=question, council=name, effort=effort).check(state.settings, state.registry)
     except ManymindsError as exc:
         err = from_manyminds(exc, openai=True, param="messages")
         err.headers = NO_RETRY

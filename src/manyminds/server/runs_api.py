@@ -87,9 +87,13 @@ class RunRequest(BaseModel):
         default=None, min_length=1, max_length=32, description='Ask these models (e.g. "openai/gpt-4o-mini") instead of a council.')
     strategy: StrategyName | None = Field(default=None, description='Default "council" (quick) or "deep" (deep).')
     tier: Literal["quick", "deep"] = Field(default="quick", description="quick: runs now in the server; deep: a queued background job.")
+    no_memory: bool = Field(default=False, description="Ask without the personal memory.")
+    profile: str | None = Field(default=None, min_length=1, max_length=64, description="The memory profile to draw on.")
     min_confidence: float | None = Field(
         default=None, gt=0, le=1,
         description='Below this calibrated confidence the verdict answers "not sure" and lists the competing answers.')
+    effort: Literal["quick", "standard", "deep", "overnight", "auto"] | None = Field(
+        default=None, description="How much work (docs/effort.md): runs the strategy 'tier:EFFORT'; overnight is always queued.")
     budget: Budget | None = Field(default=None, description="max_cost (USD), max_tokens, max_seconds: the run stops cleanly at one (each > 0).")
 
     def to_request(self) -> AskRequest:
@@ -176,7 +180,8 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     try:
         run_request = body.to_request().check(state.settings, state.registry)
         run_id = new_ulid()
-        if body.tier == "deep":
+        queued = run_request.tier == "deep"  # asked for, or an overnight effort
+        if queued:
             submit_job(state.db(), run_request, settings=state.settings, run_id=run_id, registry=state.registry)
             if state.worker is not None:
                 state.worker.wake()
@@ -185,7 +190,7 @@ async def create_run(body: RunRequest, request: Request) -> JSONResponse:
     except ManymindsError as exc:
         raise from_manyminds(exc) from None
     url = f"/api/runs/{run_id}"
-    doc = {"id": run_id, "status": "queued" if body.tier == "deep" else "running", "tier": body.tier,
+    doc = {"id": run_id, "status": "queued" if queued else "running", "tier": run_request.tier,
            "url": url, "events_url": f"{url}/events"}
     return JSONResponse(doc, status_code=202, headers={"Location": url})
 

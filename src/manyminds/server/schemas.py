@@ -64,6 +64,9 @@ class ManymindsExtension(BaseModel):
     citations: list[dict[str, Any]]
     claims: dict[str, Any] | None
     warnings: list[str]
+    effort: str | None = None
+    route: dict[str, Any] | None = Field(default=None, description="effort auto: {tier, reason, kind, features, escalated}")
+    early_consensus: dict[str, Any] | None = Field(default=None, description="the quick tier: {answer, members, cut, reason, after_s}")
 
 
 class CompletionMessage(BaseModel):

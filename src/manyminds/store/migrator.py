@@ -47,6 +47,7 @@ SCHEMA_MODULES = (
     "manyminds.eval.schema",  # m003_eval: eval runs, items and their completion cache
     "manyminds.evidence.schema",  # m004_documents: local document collections and chunks
     "manyminds.jobs.schema",  # m005_jobs: the background job queue and its workers
+    "manyminds.memory.schema",  # m008_memory: personal memories, their vectors and full-text index
     "manyminds.batch.schema",  # m009_batches: batch files and which of their lines are done
 )
 

@@ -222,7 +222,7 @@ class RunRecorder:
 
     def _handle(self, run_id: str, event: Event) -> None:
         kind, data = event.kind, event.data or {}
-        if kind in ("member_done", "member_failed"):
+        if kind in ("member_done", "member_failed", "member_cut"):
             answer = data.get("answer")
             if answer is not None:
                 self.member_finished(run_id, answer, stage=event.stage)

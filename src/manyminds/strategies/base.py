@@ -39,6 +39,12 @@ STRATEGIES: dict[str, str] = {
     "debate": "manyminds.strategies.baselines:Debate",
     "crosscheck": "manyminds.strategies.crosscheck:CrossCheck",
     "verify": "manyminds.strategies.verify:VerifyStrategy",
+    # Effort tiers (tiers.py): `manyminds ask --effort quick|standard|deep|overnight|auto`.
+    "tier:quick": "manyminds.strategies.tiers:QuickTier",
+    "tier:standard": "manyminds.strategies.tiers:StandardTier",
+    "tier:deep": "manyminds.strategies.tiers:DeepTier",
+    "tier:overnight": "manyminds.strategies.overnight:OvernightTier",
+    "tier:auto": "manyminds.strategies.tiers:AutoTier",
 }
 
 

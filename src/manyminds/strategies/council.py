@@ -7,7 +7,7 @@ from ..errors import InputError
 from ..pipeline.run import RunContext, build_verdict
 from ..pipeline.stages.compare import compare_answers
 from ..pipeline.stages.fanout import gather_answers
-from ..pipeline.stages.synthesize import Decision, synthesize
+from ..pipeline.stages.synthesize import Decision, decide, synthesize
 from ..pipeline.verdict import Agreement, Dissent, MemberAnswer, Verdict
 from .base import Strategy
 from .crosscheck import claim_path, prefers_claims
@@ -40,11 +40,21 @@ class CouncilStrategy(Strategy):
             chair, decision = await synthesize(ctx, answers, agreement)
             decision.warnings.insert(0, f"The lead member {lead!r} did not answer; a chair wrote the verdict.")
             return build_verdict(ctx, self.name, answers, agreement, chair, decision)
-        if prefers_claims(answers, ctx.question):  # paragraphs, not a name or a number: claim by claim
-            return await claim_path(ctx, self.name, answers)
-        answers, agreement = await compare_answers(ctx, answers)
-        chair, decision = await synthesize(ctx, answers, agreement)
-        return build_verdict(ctx, self.name, answers, agreement, chair, decision)
+        return await council_verdict(ctx, self.name, answers)
+
+
+async def council_verdict(ctx: RunContext, name: str, answers: list[MemberAnswer], *, chair: bool = True) -> Verdict:
+    """After the fan-out: claim by claim when the members wrote paragraphs, else compare the
+    short answers and let the weighted vote choose. `chair=False` (the quick tier) asks no
+    chair: the explanation is the winning members' own text."""
+    if prefers_claims(answers, ctx.question):  # paragraphs, not a name or a number: claim by claim
+        return await claim_path(ctx, name, answers)
+    answers, agreement = await compare_answers(ctx, answers)
+    if not chair:
+        decision = decide(ctx.question, None, answers, agreement, ctx.council.weights, aliases=ctx.council.settings.answer_aliases)
+        return build_verdict(ctx, name, answers, agreement, None, decision)
+    outcome, decision = await synthesize(ctx, answers, agreement)
+    return build_verdict(ctx, name, answers, agreement, outcome, decision)
 
 
 def lead_decision(ctx: RunContext, answers: list[MemberAnswer], agreement: Agreement, lead: str) -> Decision | None:

@@ -9,9 +9,10 @@ from ..pipeline.stages.fanout import gather_answers
 from ..pipeline.stages.review import review_answers, revise_answers
 from ..pipeline.stages.short_answers import extract_short_answers
 from ..pipeline.stages.synthesize import synthesize
-from ..pipeline.verdict import Review, Verdict
+from ..pipeline.verdict import MemberAnswer, Review, Verdict
 from .base import Strategy
-from .crosscheck import CrossCheck, claim_path
+from ..evidence.sources import Sources
+from .crosscheck import PathOptions, claim_path
 
 
 class DeepStrategy(Strategy):
@@ -32,36 +33,44 @@ class DeepStrategy(Strategy):
         rounds = [f"{kind}_{n}" for n in range(1, int(self.options["rounds"]) + 1) for kind in ("review", "revise")]
         return ("fan_out", *rounds, "compare", "synthesize")
 
+    def sources(self) -> Sources | None:
+        o = self.options
+        return Sources(o["collection"], db=o["db"], providers=o["search"]) if (o["collection"] or o["search"]) else None
+
     async def run(self, ctx: RunContext) -> Verdict:
-        if self.options["collection"] or self.options["search"]:
-            o = self.options
-            options = CrossCheck(review=True, rounds=int(o["rounds"]), collection=o["collection"], search=o["search"],
-                                 db=o["db"]).path_options()
-            options.sources.check()  # an unknown or empty collection fails before any model call
-            return await claim_path(ctx, self.name, await gather_answers(ctx), options)
-        answers = await gather_answers(ctx)
-        reviews: list[Review] = []
-        for round_no in range(1, int(self.options["rounds"]) + 1):
-            with ctx.watch.stage(f"review_{round_no}") as stage:
-                round_reviews = await review_answers(
-                    ctx.fanout(), ctx.question, answers, ctx.council.members, seed=ctx.run_id, round_no=round_no
-                )
-                reviews += round_reviews
-                ctx.count_reviews(round_reviews)
-                stage.data = {"reviews": len(round_reviews)}
-            before = await extract_short_answers(ctx.question, answers, {}, mode="heuristic")
-            disputed = sorted({a.short_answer for a in before if a.ok and a.short_answer})
-            with ctx.watch.stage(f"revise_{round_no}"):
-                revised = await revise_answers(
-                    ctx.fanout(), ctx.question, answers, ctx.council.members,
-                    seed=ctx.run_id, round_no=round_no, disputed=disputed if len(disputed) > 1 else None,
-                )
-            ctx.count([a for a, r in zip(answers, revised) if r is not a])  # the superseded answers
-            after = await extract_short_answers(ctx.question, revised, {}, mode="heuristic")
-            changed = any((a.short_answer or "") != (b.short_answer or "") for a, b in zip(before, after))
-            answers = revised
-            if not changed:
-                break
-        answers, agreement = await compare_answers(ctx, answers)
-        chair, decision = await synthesize(ctx, answers, agreement)
-        return build_verdict(ctx, self.name, answers, agreement, chair, decision, reviews=reviews)
+        sources = self.sources()
+        if sources is not None:
+            sources.check()  # an unknown or empty collection fails before any model call
+        return await deep_verdict(ctx, self.name, await gather_answers(ctx), int(self.options["rounds"]), sources)
+
+
+async def deep_verdict(ctx: RunContext, name: str, answers: list[MemberAnswer], rounds: int, sources: "Sources | None" = None) -> Verdict:
+    """After the fan-out: with sources, the claim path with review, revision rounds and
+    grounding (crosscheck.py); without, anonymous review and revision rounds on the answers."""
+    if sources is not None and sources.active:
+        return await claim_path(ctx, name, answers, PathOptions(review=True, rounds=rounds, sources=sources))
+    reviews: list[Review] = []
+    for round_no in range(1, rounds + 1):
+        with ctx.watch.stage(f"review_{round_no}") as stage:
+            round_reviews = await review_answers(
+                ctx.fanout(), ctx.question, answers, ctx.council.members, seed=ctx.run_id, round_no=round_no
+            )
+            reviews += round_reviews
+            ctx.count_reviews(round_reviews)
+            stage.data = {"reviews": len(round_reviews)}
+        before = await extract_short_answers(ctx.question, answers, {}, mode="heuristic")
+        disputed = sorted({a.short_answer for a in before if a.ok and a.short_answer})
+        with ctx.watch.stage(f"revise_{round_no}"):
+            revised = await revise_answers(
+                ctx.fanout(), ctx.question, answers, ctx.council.members,
+                seed=ctx.run_id, round_no=round_no, disputed=disputed if len(disputed) > 1 else None,
+            )
+        ctx.count([a for a, r in zip(answers, revised) if r is not a])  # the superseded answers
+        after = await extract_short_answers(ctx.question, revised, {}, mode="heuristic")
+        changed = any((a.short_answer or "") != (b.short_answer or "") for a, b in zip(before, after))
+        answers = revised
+        if not changed:
+            break
+    answers, agreement = await compare_answers(ctx, answers)
+    chair, decision = await synthesize(ctx, answers, agreement)
+    return build_verdict(ctx, name, answers, agreement, chair, decision, reviews=reviews)

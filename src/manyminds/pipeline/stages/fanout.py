@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...config import MemberSettings
 from ...errors import ContextTooLong, LocalModelMissing, ManymindsError, ModelError, ModelTimeout, QuorumNotMet
@@ -23,6 +23,9 @@ from .signals import answer_signals, with_confidence_request
 
 if TYPE_CHECKING:
     from ..run import RunContext
+    from .consensus import Settled
+
+    Settle = Callable[[list[MemberAnswer], list["Member"]], Settled | None]
 
 
 @dataclass
@@ -32,6 +35,9 @@ class Member:
     settings: MemberSettings
     model: Model
     max_concurrency: int = 8
+    # Quoted data put before the question in this member's own answer call (the personal
+    # memory, memory/context.py); None for members that may not receive it.
+    context: str | None = None
     role: Any = None  # the member's roles.Role, if it has one (its prompt is already in settings.system)
 
     @property
@@ -47,6 +53,8 @@ class Member:
         if self.settings.system:
             out.append(Message(role="system", content=self.settings.system))
         content = with_confidence_request(question) if self.settings.ask_confidence else question
+        if self.context:
+            content = f"{self.context}\n\nQuestion: {content}"
         out.append(Message(role="user", content=content))
         return out
 
@@ -83,9 +91,42 @@ class FanOut:
     emit: EventSink = ignore_event
     run_id: str = ""
     stage: str = "fan_out"
+    settled: "Settled | None" = None  # set by `run` when early consensus cut members
 
-    async def run(self, question: str, members: list[Member]) -> list[MemberAnswer]:
-        return list(await asyncio.gather(*(self.one(question, m) for m in members)))
+    async def run(self, question: str, members: list[Member], settle: "Settle | None" = None) -> list[MemberAnswer]:
+        """Every member's answer, in member order. With `settle` (early consensus), after each
+        answer arrives `settle(answers so far, members still answering)` may return a
+        `Settled`: the members still answering are then cancelled and returned with status
+        "cut" (not failed), each announced by a `member_cut` event."""
+        if settle is None or len(members) < 2:
+            return list(await asyncio.gather(*(self.one(question, m) for m in members)))
+        timer = Timer()
+        tasks = {asyncio.create_task(self.one(question, m)): m for m in members}
+        got: dict[str, MemberAnswer] = {}
+        pending = set(tasks)
+        try:
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    got[tasks[task].name] = task.result()
+                if pending:
+                    done = [got[m.name] for m in members if m.name in got]
+                    outcome = settle(done, [tasks[t] for t in pending])
+                    if outcome is not None:
+                        self.settled = outcome
+                        break
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for task in pending:
+            member = tasks[task]
+            cut = MemberAnswer(member=member.name, model=member.model.name, status="cut", latency_s=round(timer.elapsed, 4))
+            self.emit(Event("member_cut", run_id=self.run_id, stage=self.stage, member=member.name,
+                            data={"answer": cut.model_dump(), "reason": outcome.reason()}))
+            got[member.name] = cut
+        return [got[m.name] for m in members]
 
     async def one(
         self,
@@ -184,16 +225,35 @@ class FanOut:
         return answer
 
 
-async def gather_answers(ctx: "RunContext", members: list[Member] | None = None, *, stage: str = "fan_out") -> list[MemberAnswer]:
+async def gather_answers(
+    ctx: "RunContext", members: list[Member] | None = None, *, stage: str = "fan_out", early: bool = False,
+) -> list[MemberAnswer]:
     """The stage: every member answers concurrently. Raises `QuorumNotMet` (or
-    `LocalModelMissing`, which nothing can retry) when too few answered."""
+    `LocalModelMissing`, which nothing can retry) when too few answered.
+
+    With `early` (the quick tier), the stage stops waiting once the weighted vote's winner can
+    no longer change (consensus.py): the members still answering are cancelled and come back
+    with status "cut"; `ctx.settled` says why, and the stage_done event lists them."""
+    from .consensus import settled
+
     members = members if members is not None else ctx.council.members
-    with ctx.watch.stage(stage):
-        answers = await ctx.fanout(stage).run(ctx.question, members)
+    quorum = min(ctx.council.settings.quorum, len(members))
+    weights = {m.name: m.weight for m in members}
+    aliases = ctx.council.settings.answer_aliases
+
+    def settle(done: list[MemberAnswer], pending: list[Member]) -> "Settled | None":
+        return settled(ctx.question, done, [(m.name, m.weight) for m in pending], weights, quorum=quorum, aliases=aliases)
+
+    fanout = ctx.fanout(stage)
+    with ctx.watch.stage(stage) as st:
+        answers = await fanout.run(ctx.question, members, settle if early else None)
+        if fanout.settled is not None:
+            ctx.settled = fanout.settled
+            st.data = {"cut": fanout.settled.pending, "early_consensus": fanout.settled.reason()}
     specialists = getattr(ctx, "specialists", None)  # pipeline/specialists.py: roles' rules and critics
     if specialists is not None:
         answers = specialists.screen(answers)
-    check_quorum(answers, min(ctx.council.settings.quorum, len(members)))
+    check_quorum(answers, quorum)
     if specialists is not None and stage == "fan_out":
         await specialists.critique(ctx, answers)
     return answers

@@ -151,7 +151,7 @@ def vote(answers: list[MemberAnswer], agreement: Agreement, weights: dict[str, f
 
 def decide(
     question: str,
-    chair_text: str,
+    chair_text: str | None,
     answers: list[MemberAnswer],
     agreement: Agreement,
     weights: dict[str, float],
@@ -176,7 +176,8 @@ def decide(
     winner = decision.cluster
     decision.answer, decision.explanation = winner.answer, corroborated_text(question, winner, answers)
     if not chair_text:
-        decision.warnings.append("The chair failed; the explanation is the winning answer's own text.")
+        if chair_text is not None:  # None: no chair was asked (the quick tier)
+            decision.warnings.append("The chair failed; the explanation is the winning answer's own text.")
         return decision
     chair_short = heuristic_short_answer(question, chair_text)
     endorses = max(similarity(chair_short, winner.answer, aliases, question=question), _contains(chair_text, winner.answer))

@@ -6,7 +6,7 @@
 
 const EVENT_KINDS = [
   "run_started", "stage_started", "member_started", "member_delta", "member_retry",
-  "member_done", "member_failed", "stage_done", "verdict", "run_failed",
+  "member_done", "member_failed", "member_cut", "stage_done", "verdict", "run_failed",
 ];
 const LIVE_STATUSES = new Set(["running", "queued"]);
 const MAIN_STAGE = "fan_out";
@@ -382,6 +382,7 @@ function handleEvent(ev) {
       break;
     case "member_done":
     case "member_failed":
+    case "member_cut":
       if (ev.member) member(ev.member, data.answer && data.answer.model).slot(stage).complete(data.answer || {});
       break;
     case "verdict":
@@ -476,6 +477,8 @@ async function ask(question) {
     models: null,
     strategy: null,
     tier: $("deep").checked ? "deep" : "quick",
+    no_memory: !$("use-memory").checked,
+    effort: $("effort").value || null,
   };
   const button = $("ask-button");
   button.disabled = true;
@@ -515,6 +518,17 @@ function renderVerdict(v) {
   short.hidden = !v.short_answer || v.short_answer === v.answer;
   short.textContent = v.short_answer ? `Short answer: ${v.short_answer}` : "";
 
+  // The effort tier: how `auto` routed the question, and what early consensus cut.
+  const route = $("route");
+  const routeBits = [];
+  if (v.route) routeBits.push(`Route: ${v.route.tier} — ${v.route.reason}`);
+  else if (v.effort) routeBits.push(`Effort: ${v.effort}`);
+  if (v.early_consensus && (v.early_consensus.cut || []).length) {
+    routeBits.push(`Early consensus: cut ${v.early_consensus.cut.join(", ")} (${v.early_consensus.reason})`);
+  }
+  route.hidden = !routeBits.length;
+  route.textContent = routeBits.join(" · ");
+
   const confidence = Math.max(0, Math.min(1, Number(v.confidence) || 0));
   $("confidence-value").textContent = pct(confidence);
   const bar = $("confidence-bar");
@@ -526,6 +540,13 @@ function renderVerdict(v) {
   $("confidence-explanation").textContent = v.confidence_explanation || "";
 
   fillList("warnings", (v.warnings || []).map((w) => el("li", { text: w })));
+  const used = v.memory_used || [];
+  fillList("memory-used", used.map((m) => el("li", { dataset: { memoryId: m.id } }, el("q", { text: m.text }),
+    el("span", { class: "hint", text: ` (similarity ${Number(m.score).toFixed(2)})` }))));
+  const given = (v.memory_members || []).join(", ");
+  const withheld = (v.memory_withheld || []).join(", ");
+  $("memory-used-caption").textContent = used.length
+    ? `Profile ${v.memory_profile}; given to ${given || "no member"}${withheld ? `; withheld from ${withheld}` : ""}.` : "";
   fillList("specialists", (v.specialists || []).map(specialistItem));
   // A specialist that was not asked (out of its domain) never streamed: its column says why.
   for (const n of v.specialists || []) {
@@ -776,6 +797,50 @@ function markHistory(id) {
   }
 }
 
+// --- the personal memory -----------------------------------------------------------------------
+
+async function loadMemory() {
+  let data;
+  try {
+    data = await api("/api/memory");
+  } catch (err) {
+    if (err.status !== 401) $("memory-list").replaceChildren(el("li", { class: "error-inline", text: err.message }));
+    return;
+  }
+  const memories = (data && data.memories) || [];
+  $("memory-empty").hidden = memories.length > 0;
+  $("memory-list").replaceChildren(...memories.map((m) => {
+    const forget = el("button", { type: "button", class: "link-button forget", text: "Forget",
+      "aria-label": `Forget: ${m.text.slice(0, 60)}` });
+    forget.addEventListener("click", () => forgetMemory(m.id));
+    return el("li", { dataset: { memoryId: m.id } }, el("span", { class: "memory-text", text: m.text }), " ", forget);
+  }));
+}
+
+async function addMemory() {
+  const text = $("memory-text").value;
+  clearError();
+  try {
+    await api("/api/memory", { method: "POST", body: { text } });
+    $("memory-text").value = "";
+    setStatus("Remembered.");
+  } catch (err) {
+    showError(err, "Cannot remember this");
+  }
+  loadMemory();
+}
+
+async function forgetMemory(id) {
+  clearError();
+  try {
+    await api(`/api/memory/${encodeURIComponent(id)}`, { method: "DELETE" });
+    setStatus("Forgotten.");
+  } catch (err) {
+    showError(err, "Cannot forget this");
+  }
+  loadMemory();
+}
+
 /** @type {Map<string, any>} council name → its view (members with their roles) */
 const councilsByName = new Map();
 
@@ -829,14 +894,20 @@ function init() {
     clearError();
     loadCouncils();
     loadHistory();
+    loadMemory();
   });
   $("history-form").addEventListener("submit", (e) => {
     e.preventDefault();
     loadHistory();
   });
   $("history-search").addEventListener("input", debounce(loadHistory, 250));
+  $("memory-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    addMemory();
+  });
   loadCouncils();
   loadHistory();
+  loadMemory();
   const wanted = new URLSearchParams(location.hash.slice(1)).get("run");
   if (wanted) loadRun(wanted);
 }
