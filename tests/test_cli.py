@@ -153,12 +153,13 @@ def test_missing_key_names_the_variable(manyminds_home, server):
 
 
 def test_one_member_timing_out_does_not_stop_the_run(manyminds_home, server):
-    write_settings(manyminds_home, server, ["alpha", "beta", "slow"], timeout=1.5)
+    # 6 s: beyond what a loaded machine needs for the instant members, short of slow's 10 s
+    write_settings(manyminds_home, server, ["alpha", "beta", "slow"], timeout=6)
     result = run_cli("ask", "--json", "Who wrote Hamlet?")
     assert result.returncode == 0, result.stderr.decode()
     members = {m["member"]: m for m in json.loads(result.stdout)["members"]}
     assert members["slow"]["status"] == "timeout"
-    assert "no complete answer within 1.5 s" in members["slow"]["error"]["message"]
+    assert "no complete answer within 6 s" in members["slow"]["error"]["message"]
     assert members["alpha"]["status"] == "ok"
 
 
