@@ -14,7 +14,7 @@ from manyminds.config import CouncilSettings, MemberSettings
 from manyminds.errors import ConfigError, InputError, UnknownModel
 from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 from manyminds.models.openai_compat import OpenAICompatModel
-from manyminds.models.wrappers import Cached, Limited, Retrying, observe, unwrap
+from manyminds.models.wrappers import Budgeted, Cached, Limited, Retrying, observe, unwrap
 from manyminds.pipeline.council import Council
 from manyminds.pipeline.run import NullRecorder, Recorder, run_council
 from manyminds.pipeline.stages.fanout import Member
@@ -182,7 +182,9 @@ def _loop_council(server: FakeOpenAIServer, names: list[str], *, cap: int, retri
 def test_a_council_wraps_each_model_once_and_copies_keep_the_wrappers():
     council = make_council({"a": "Paris.", "b": "Paris."})
     model = council.members[0].model
-    assert isinstance(model, Retrying) and isinstance(model.inner, Limited) and isinstance(unwrap(model), ScriptedModel)
+    # the budget outermost (a retried call is checked once), then the retries, then the provider's slot
+    assert isinstance(model, Budgeted) and isinstance(model.inner, Retrying) and isinstance(model.inner.inner, Limited)
+    assert isinstance(unwrap(model), ScriptedModel)
     assert model.calls == [] and model.name == "scripted/a"  # attributes reach the provider's model
     from dataclasses import replace
 
