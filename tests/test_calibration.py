@@ -255,7 +255,7 @@ async def test_the_shipped_file_is_used_unless_the_user_dir_has_one(manyminds_ho
     assert entry["runs"] == ["MINE"] and entry["method"] == "logistic" and warning is None
 
 
-def test_the_shipped_calibrator_fits_the_bundled_local_council():
+def test_the_shipped_calibrators_fit_the_bundled_local_councils(manyminds_home):
     from manyminds.api import resolve_council
     from manyminds.calibration import check_entry, read_calibration_file, shipped_path
     from manyminds.config import load_settings
@@ -264,11 +264,13 @@ def test_the_shipped_calibrator_fits_the_bundled_local_council():
     if not path.exists():
         pytest.skip("no calibrator shipped in this build")
     data = read_calibration_file(path)
-    council = resolve_council(load_settings(), "local")
-    (key,) = data["councils"]
-    assert key == fingerprint(council)
-    entry = data["councils"][key]
-    assert entry["members"] == [[m.name, m.model.name] for m in council.members]
-    fit = check_entry(entry["strategies"]["council"], str(path))
-    assert fit["items"] >= MIN_ITEMS and fit["runs"] and fit["datasets"]
-    assert find_calibrator(council, "council")[0] == fit
+    settings = load_settings()
+    bundled = {fingerprint(c): c for c in (resolve_council(settings, n) for n in ("local", "local-plus"))}
+    assert fingerprint(resolve_council(settings, "local")) in data["councils"]  # the default council has one
+    for key, entry in data["councils"].items():
+        assert key in bundled, key  # an entry no bundled council matches would never be used
+        council = bundled[key]
+        assert entry["members"] == [[m.name, m.model.name] for m in council.members]
+        fit = check_entry(entry["strategies"]["council"], str(path))
+        assert fit["items"] >= MIN_ITEMS and fit["runs"] and fit["datasets"]
+        assert find_calibrator(council, "council")[0] == fit

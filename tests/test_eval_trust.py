@@ -193,16 +193,21 @@ async def test_the_shipped_default_applies_unless_the_user_file_has_the_council_
     assert mine.short_answer == "Lyon" and not any("shipped" in w for w in mine.warnings)
 
 
-def test_a_shipped_trust_file_fits_the_bundled_local_council():
-    from manyminds.config import Settings
-    from manyminds.trust import read_trust_file, shipped_trust_path
+def test_a_shipped_trust_file_fits_a_bundled_local_council(manyminds_home):
+    from manyminds.api import resolve_council
+    from manyminds.config import load_settings
+    from manyminds.trust import fingerprint, read_trust_file, shipped_trust_path
 
     path = shipped_trust_path()
     if not path.exists():
         pytest.skip("no trust file shipped in this build")
     data = read_trust_file(path)
-    local = Settings().councils["local"]
-    names = [[m.name, m.model] for m in local.members]
+    settings = load_settings()
+    # an entry applies only to the council with exactly its fingerprint: one that matches no
+    # bundled council would never be used
+    bundled = {fingerprint(resolve_council(settings, name)): name for name in ("local", "local-plus")}
     for key, entry in data["councils"].items():
-        assert [[m["name"], m["model"]] for m in entry["members"]] == names, key
-        assert entry["default"]["strategy"] and entry["source_runs"]
+        assert key in bundled, key
+        council = settings.councils[bundled[key]]
+        assert [[m["name"], m["model"]] for m in entry["members"]] == [[m.name, m.model] for m in council.members]
+        assert entry["default"]["strategy"] and entry["source_runs"] and entry.get("why")
