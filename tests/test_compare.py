@@ -580,7 +580,9 @@ async def test_extraction_with_a_real_tiny_model(smollm2_url):
     answers = [member(f"m{i}", t) for i, t in enumerate(texts)]
     models = {a.member: _ServedModel(smollm2_url) for a in answers}
     seen, emit = events_sink()
-    out = await extract_short_answers(q, answers, models, "model", emit)
+    # a loaded CI machine can take more than the stage's 60 s for three calls on two slots: this
+    # test is about what the calls return, not how fast
+    out = await extract_short_answers(q, answers, models, "model", emit, timeout=300)
     for a in out:
         assert a.short_answer and a.short_answer_method in ("model", "heuristic")
         assert is_grounded(a.short_answer, a.text)  # whatever the tiny model said, nothing invented
