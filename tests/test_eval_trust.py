@@ -111,6 +111,19 @@ def test_default_rule_flags_a_slice_and_changes_the_default():
     assert not fine["changed"] and "it stays" in fine["sentences"][-1]
 
 
+def test_default_rule_does_not_choose_a_candidate_measured_on_a_few_items():
+    # The plain council is below the best member on 100 items; council+trust beat it, but only
+    # on the 12 items a stopped second phase reached: that is not a slice it passed.
+    data = (_results("single:a", "d", [1] * 60 + [0] * 40) + _results("single:b", "d", [1] * 30 + [0] * 70)
+            + _results("council", "d", [1] * 40 + [0] * 60) + _results("council+trust", "d", [1] * 12))  # fmt: skip
+    rule = default_rule(data)
+    assert rule["unmeasured"]["council+trust"] == ["d (12 of 100 items)"]
+    assert rule["chosen"] == "single:a"
+    assert any("council+trust was not measured on the whole of d (12 of 100 items)" in s for s in rule["sentences"])
+    nearly = [r for r in data if r["strategy"] != "council+trust"] + _results("council+trust", "d", [1] * 60 + [0] * 35)
+    assert default_rule(nearly)["chosen"] == "council+trust"  # 95 of 100: a few failed items are allowed
+
+
 async def test_trust_file_is_keyed_by_the_council_and_applied_to_ask(tmp_path):
     council = make_council({"strong": "Paris", "weak1": "Lyon", "weak2": "Lyon"})
     table = fit_reliability(rows("strong", "d", [1] * 9 + [0]) + rows("weak1", "d", [0] * 6 + [1] * 4)

@@ -62,6 +62,9 @@ def answer_count(item: Any) -> int:
 # The strategies that may become a council's default, in order of preference (the plain
 # council first: it is what users expect; trust only where the evidence asks for it).
 DEFAULT_CANDIDATES = ("council", "council+trust", "majority+trust")
+# A candidate default must be paired with the best member on at least this share of the items
+# the shipped default was (a few failed items aside), or its slice counts as unmeasured.
+MIN_COVERAGE = 0.9
 
 
 # --- fitting ------------------------------------------------------------------------------
@@ -219,10 +222,7 @@ def default_rule(rows: list[dict[str, Any]], slices: list[str] | None = None, *,
             }  # fmt: skip
         out["slices"][name] = entry
     out["shipped"] = DEFAULT_CANDIDATES[0]
-    # A candidate qualifies only where it was measured wherever the shipped default was: an
-    # unmeasured slice is not a slice it passed.
-    required = {n for n, s in out["slices"].items() if out["shipped"] in s["candidates"]}
-    out["unmeasured"] = {c: sorted(required - {n for n, s in out["slices"].items() if c in s["candidates"]}) for c in candidates}
+    out["unmeasured"] = {c: _unmeasured_slices(out["slices"], out["shipped"], c) for c in candidates}
     chosen = next((c for c in candidates if not out["unmeasured"][c]
                    and not any(s["candidates"].get(c, {}).get("below") for s in out["slices"].values())), None)  # fmt: skip
     if chosen is None:
@@ -232,6 +232,23 @@ def default_rule(rows: list[dict[str, Any]], slices: list[str] | None = None, *,
     out["changed"] = chosen != DEFAULT_CANDIDATES[0]
     out["sentences"] = rule_sentences(out)
     return out
+
+
+def _unmeasured_slices(slices: dict[str, Any], shipped: str, candidate: str) -> list[str]:
+    """The slices where `candidate` was not measured on (nearly) every item the shipped default
+    was, each as "NAME" or "NAME (n of N items)". An unmeasured slice is not a slice it passed,
+    and nor is a second phase stopped after 13 of 300 items: a lift on so few items says little."""
+    missing = []
+    for name, s in slices.items():
+        reference = s["candidates"].get(shipped)
+        if reference is None:
+            continue
+        mine = s["candidates"].get(candidate)
+        if mine is None:
+            missing.append(name)
+        elif mine["n"] < math.ceil(MIN_COVERAGE * reference["n"]):
+            missing.append(f"{name} ({mine['n']} of {reference['n']} items)")
+    return missing
 
 
 def _acc(values: dict[Any, int]) -> float:
@@ -264,7 +281,8 @@ def rule_sentences(rule: dict[str, Any]) -> list[str]:
             )
     for c, missing in rule.get("unmeasured", {}).items():
         if missing and c != shipped:
-            lines.append(f"{c} was not run on {', '.join(missing)}, so it cannot be chosen as the default from these runs.")
+            lines.append(f"{c} was not measured on the whole of {', '.join(missing)}, so it cannot be chosen as the default "
+                         "from these runs.")  # fmt: skip
     if rule["changed"] and rule["chosen"] and rule["chosen"].startswith("single:"):
         lines.append(f"No council configuration ({', '.join(rule['candidates'])}) was at least as accurate as the best "
                      f"single member on every slice, so the default for this council changes to the best single "
@@ -276,9 +294,6 @@ def rule_sentences(rule: dict[str, Any]) -> list[str]:
     elif shipped in rule["candidates"]:
         lines.append(f"The default ({shipped}) is not below the best single member on any reported slice; it stays.")
     return lines
-
-
-# --- trust.json ---------------------------------------------------------------------------
 
 
 # --- trust.json ---------------------------------------------------------------------------
