@@ -20,7 +20,7 @@ from manyminds.testing import Behaviour, FakeOpenAIServer
 TOKEN = "tok-openai-9a8b7c6d5e4f"
 HAMLET = [{"role": "user", "content": "Who wrote Hamlet?"}]
 EXTENSION_KEYS = {"run_id", "confidence", "short_answer", "agreement", "dissent", "citations", "claims", "warnings",
-                  "effort", "route", "early_consensus"}
+                  "effort", "route", "early_consensus", "cost_usd", "budget_limited"}
 
 
 @pytest.fixture
@@ -69,6 +69,51 @@ def test_a_completion_carries_the_answer_usage_and_the_extension(client, db_path
     assert ext["agreement"]["members"] == ["alpha", "beta", "gamma"]
     assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (
         run["verdict"]["usage"]["input_tokens"], run["verdict"]["usage"]["output_tokens"], run["verdict"]["usage"]["total_tokens"])
+
+
+def test_a_budget_sent_as_extra_body_stops_the_council_and_says_so(client, db_path):
+    # duo: alpha and beta (quorum 1); 150 tokens pay for the members, not the chair's prompt.
+    r = client.chat.completions.create(model="council/duo", messages=HAMLET,
+                                       extra_body={"manyminds": {"budget": {"max_tokens": 150}}})  # fmt: skip
+    ext = r.model_extra["manyminds"]
+    assert ext["budget_limited"]["budget"] == "tokens" and ext["budget_limited"]["limit"] == 150
+    assert r.usage.total_tokens <= 150 and "Shakespeare" in r.choices[0].message.content
+    run = stored(db_path, ext["run_id"])
+    assert run["budget_limited"]["budget"] == "tokens" and run["verdict"]["chair"]["status"] == "failed"
+    free = client.chat.completions.create(model="council/duo", messages=HAMLET).model_extra["manyminds"]
+    assert free["budget_limited"] is None and free["cost_usd"] == 0  # scripted models are priced at zero
+
+
+def test_a_budget_that_stops_the_council_before_its_quorum_is_a_400_on_record(client, db_path):
+    # trio needs two answers; alpha's call reserves the whole 60 tokens (its max_tokens is 100).
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="council/trio", messages=HAMLET,
+                                       extra_body={"manyminds": {"budget": {"max_tokens": 60}}})  # fmt: skip
+    assert caught.value.code == "budget_limited" and "before the quorum was met (1 of 2 members answered)" in caught.value.message
+    assert caught.value.body["budget_limited"]["budget"] == "tokens"
+    [(status, limited)] = open_db(db_path).execute("select status, budget_limited from runs").fetchall()
+    assert status == "failed" and json.loads(limited)["limit"] == 60
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"budget": {"max_tokens": 0}}, "max_tokens"), ({"budget": {"max_cost": -1}}, "max_cost"),
+    ({"budget": {"max_dollars": 3}}, "max_dollars"), ({"max_tokens": 10}, "max_tokens"),
+])  # fmt: skip
+def test_a_bad_budget_is_refused_and_asks_nothing(client, db_path, options, field):
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        client.chat.completions.create(model="council/duo", messages=HAMLET, extra_body={"manyminds": options})
+    assert caught.value.body["type"] == "invalid_request_error" and field in caught.value.message
+    assert open_db(db_path).execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_a_budget_too_small_for_one_member_is_a_400_with_the_reason(client, db_path):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="council/duo", messages=HAMLET,
+                                       extra_body={"manyminds": {"budget": {"max_tokens": 3}}})  # fmt: skip
+    assert "--max-tokens 3 is too small for even one member" in caught.value.message
+    db = open_db(db_path)
+    assert db.execute("select count(*) from member_answers").fetchone()[0] == 0
+    assert [tuple(r) for r in db.execute("select status from runs")] == [("failed",)]  # the refusal is on record
 
 
 def test_council_is_the_default_council_and_models_lists_every_council(client):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..budget import BudgetLimited
 from ..errors import (
     ConfigError,
     ContextTooLong,
@@ -77,6 +78,11 @@ def from_manyminds(exc: ManymindsError, *, openai: bool = False, param: str | No
         status, code = 409, "already_finished"
     elif isinstance(exc, (InputError, ConfigError)):
         status, code = (400 if openai else 422), None
+    elif isinstance(exc, BudgetLimited):
+        # The caller's own budget stopped the run before a verdict: retrying the same request
+        # cannot help, a larger budget can.
+        status, code = (400 if openai else 422), "budget_limited"
+        details["budget_limited"] = exc.report
     elif isinstance(exc, QuorumNotMet):
         status, code = 502, "quorum_not_met"
         details["failures"] = exc.failures

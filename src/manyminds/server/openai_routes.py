@@ -13,6 +13,11 @@
   single-message request stores exactly the question asked.
 - Sampling options (temperature, max_tokens, …) are accepted and ignored: each member uses its
   council settings. Only `n = 1`, and only text content.
+- `manyminds: {"budget": {"max_cost", "max_tokens", "max_seconds"}}` (OpenAI's client:
+  `extra_body={"manyminds": {...}}`) limits what the council may spend on the question, as
+  `--max-cost/--max-tokens/--max-seconds` do: a run that hits it answers with what it has,
+  marked `budget_limited` in the response's `manyminds` field. A bad budget is a 422 and asks
+  nothing; one too small for even one member a 400.
 - `stream: true` sends `chat.completion.chunk`s: the role, then the chair's final answer in
   pieces once the council has decided (members' progress is never put in `content`; follow
   `/api/runs/{id}/events` for that), keep-alive comments while it works, and `data: [DONE]`.
@@ -32,6 +37,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from ..budget import Budget
 from ..errors import ManymindsError
 from ..pipeline.council import MAX_QUESTION_CHARS
 from ..pipeline.verdict import Verdict
@@ -63,6 +69,13 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool | None = None  # the schema says boolean: 1 or "yes" is refused
 
 
+class ManymindsOptions(BaseModel):
+    """What a chat completion request has no field for: manyminds' own options."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt budget must not be silently unlimited
+    budget: Budget | None = Field(default=None, description="max_cost (USD), max_tokens, max_seconds for this question (each > 0).")
+
+
 class ChatRequest(BaseModel):
     """OpenAI's chat completion request. Unknown fields are accepted (clients send many) and
     ignored."""
@@ -77,6 +90,8 @@ class ChatRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
+    manyminds: ManymindsOptions | None = Field(default=None, description='manyminds\' options, e.g. '
+                                               '{"budget": {"max_tokens": 2000}}')
 
 
 def council_name(model: str, state: Any) -> tuple[str, str | None]:
@@ -158,6 +173,8 @@ def extension(verdict: Verdict) -> dict[str, Any]:
         "route": verdict.route.model_dump(mode="json") if getattr(verdict, "route", None) is not None else None,
         "early_consensus": (verdict.early_consensus.model_dump(mode="json")
                             if getattr(verdict, "early_consensus", None) is not None else None),
+        "cost_usd": verdict.cost_usd,
+        "budget_limited": verdict.budget_limited,
     }
 
 
@@ -242,7 +259,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
         raise ApiError(400, "invalid_request_error", f"The question with its context is {len(question):,} characters long; "
                        f"the limit is {MAX_QUESTION_CHARS:,}.", param="messages", code="context_length_exceeded", headers=NO_RETRY)
     try:
-        run_request = AskRequest(question=question, council=name, effort=effort).check(state.settings, state.registry)
+        budget = body.manyminds.budget if body.manyminds else None
+        run_request = AskRequest(question=question, council=name, effort=effort, budget=budget)
+        run_request = run_request.check(state.settings, state.registry)
     except ManymindsError as exc:
         err = from_manyminds(exc, openai=True, param="messages")
         err.headers = NO_RETRY
