@@ -121,6 +121,35 @@ def test_a_call_reserves_its_share_and_is_lowered_to_fit():
     assert options.max_tokens == 10 and tracker.tokens == 38
 
 
+async def test_a_call_that_fits_once_others_give_back_their_share_waits_for_them():
+    model = ScriptedModel("m")
+    tracker = BudgetTracker(Budget(max_tokens=100))
+    messages = [Message(role="user", content="x" * 80)]  # 28 tokens with framing
+    _, first = await tracker.admit(model, messages, ModelOptions(max_tokens=500))  # holds all 100
+    waiting = asyncio.ensure_future(tracker.admit(model, messages, ModelOptions(max_tokens=500)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # it would fit in what the first call will not use
+    tracker.release(first)
+    tracker.charge(model, Usage(28, 10))
+    options, second = await waiting
+    assert options.max_tokens == 100 - 38 - 28 and tracker.hit is None
+    tracker.release(second)
+    tracker.charge(model, Usage(28, 40))  # 106 spent: nothing in flight and nothing left
+    with pytest.raises(Exception, match="has 0 tokens left"):
+        await tracker.admit(model, messages, None)
+    assert tracker.hit == "tokens"
+
+
+async def test_a_waiting_call_is_cut_at_the_deadline():
+    model = ScriptedModel("m")
+    tracker = BudgetTracker(Budget(max_tokens=100, max_seconds=0.2))
+    messages = [Message(role="user", content="x" * 80)]
+    await tracker.admit(model, messages, ModelOptions(max_tokens=500))  # held, never given back
+    with pytest.raises(Exception, match="cut at the 0.2-second budget"):
+        await tracker.admit(model, messages, None)
+    assert tracker.hit == "seconds"
+
+
 def test_a_cost_budget_refuses_an_unknown_price():
     model = ScriptedModel("m")  # no price
     tracker = BudgetTracker(Budget(max_cost=1.0))
@@ -161,11 +190,13 @@ async def test_max_tokens_keeps_the_answers_that_fit_and_marks_the_verdict(manym
     assert limited["budget"] == "tokens" and limited["limit"] == 150
     assert verdict.usage.total_tokens <= limited["spent"]["tokens"] <= 150
     status = {m.member: m.status for m in verdict.members}
-    # a and b reserved their prompts and max_tokens first; nothing was left for c, which was not called.
-    assert status["a"] == status["b"] == "ok" and status["c"] == "failed"
-    assert council.members[2].model.calls == []
-    cut = next(m for m in verdict.members if m.member == "c")
-    assert cut.error["type"] == "BudgetExceeded" and "150-token budget" in cut.error["message"]
+    # a and b reserved their prompts and max_tokens (100) first; c waited until they gave back
+    # what they did not use (they spent 8 each), then answered within what was left.
+    assert status == {"a": "ok", "b": "ok", "c": "ok"}
+    assert len(council.members[2].model.calls) == 1
+    # The chair's long prompt no longer fitted: the vote decided.
+    assert verdict.chair.status == "failed" and verdict.chair.error["type"] == "BudgetExceeded"
+    assert "150-token budget" in verdict.chair.error["message"] and limited["cut"] == ["scripted/chair"]
     assert "Shakespeare" in verdict.answer
     assert verdict.warnings[0].startswith("Budget-limited: ")
     stored = json.loads(db.execute("select budget_limited from runs").fetchone()[0])
@@ -190,7 +221,10 @@ async def test_max_cost_cuts_at_the_price_and_keeps_what_finished():
                      {"a": (1000.0, 1000.0), "b": (1000.0, 1000.0), "c": (1000.0, 1000.0), "chair": (1000.0, 1000.0)})
     verdict = await run_council(QUESTION, council, budget=Budget(max_cost=0.15))  # 150 tokens at $1000/Mtok
     assert verdict.budget_limited["budget"] == "cost" and verdict.cost_usd <= 0.15
-    assert {m.member: m.status for m in verdict.members}["c"] == "failed"
+    c = next(m for m in verdict.members if m.member == "c")
+    # c waited for a and b to give back what they held, then answered what the rest could buy.
+    assert c.status == "ok" and c.usage.output_tokens < len(LONG * 3) // 4
+    assert verdict.chair.status == "failed" and verdict.chair.error["budget"] == "cost"
 
 
 async def test_a_budget_that_stops_the_quorum_fails_clearly_and_is_stored(manyminds_home):

@@ -15,7 +15,7 @@ from test_server_support import LiveServer, scripted_settings, wait_for
 from manyminds.config import CouncilSettings, MemberSettings, ProviderSettings
 from manyminds.server import create_app
 from manyminds.store import export_run, open_db
-from manyminds.testing import Behaviour, FakeOpenAIServer
+from manyminds.testing import Behaviour, FakeOpenAIServer, ScriptedModel
 
 TOKEN = "tok-openai-9a8b7c6d5e4f"
 HAMLET = [{"role": "user", "content": "Who wrote Hamlet?"}]
@@ -84,11 +84,17 @@ def test_a_budget_sent_as_extra_body_stops_the_council_and_says_so(client, db_pa
     assert free["budget_limited"] is None and free["cost_usd"] == 0  # scripted models are priced at zero
 
 
-def test_a_budget_that_stops_the_council_before_its_quorum_is_a_400_on_record(client, db_path):
-    # trio needs two answers; alpha's call reserves the whole 60 tokens (its max_tokens is 100).
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="council/trio", messages=HAMLET,
-                                       extra_body={"manyminds": {"budget": {"max_tokens": 60}}})  # fmt: skip
+def test_a_budget_that_stops_the_council_before_its_quorum_is_a_400_on_record(db_path):
+    # Two wordy members, both needed: the first answer spends nearly all of the 60 tokens, so
+    # the second member's prompt no longer fits.
+    ScriptedModel.register_script("wordy", "Shakespeare, " * 60)
+    wordy = CouncilSettings(members=[MemberSettings(name=n, model="scripted/wordy", max_tokens=100) for n in ("w1", "w2")],
+                            chair="scripted/chair", quorum=2, timeout=10, retries=0)  # fmt: skip
+    with LiveServer(create_app(scripted_settings(wordy=wordy), db_path=db_path)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="council/wordy", messages=HAMLET,
+                                           extra_body={"manyminds": {"budget": {"max_tokens": 60}}})  # fmt: skip
     assert caught.value.code == "budget_limited" and "before the quorum was met (1 of 2 members answered)" in caught.value.message
     assert caught.value.body["budget_limited"]["budget"] == "tokens"
     [(status, limited)] = open_db(db_path).execute("select status, budget_limited from runs").fetchall()

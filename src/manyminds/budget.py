@@ -28,6 +28,7 @@ with what it has — marked `budget_limited` in the verdict and the stored run.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from dataclasses import dataclass
@@ -150,6 +151,10 @@ class Reservation:
     streamed: int = 0  # estimated tokens of a stream's output so far
 
 
+class _WouldFitLater(Exception):
+    """Internal to `BudgetTracker.admit`: the call fits once reservations in flight are given back."""
+
+
 class BudgetTracker:
     """What a run has spent against its `Budget`. One tracker may be shared by concurrent runs
     (an eval run's questions); it is used from one event loop, so no locks are needed."""
@@ -165,6 +170,7 @@ class BudgetTracker:
         self.reserved_cost = 0.0
         self.hit: BudgetKind | None = None
         self.cut: list[str] = []
+        self._freed: asyncio.Event | None = None  # set whenever a reservation is given back
 
     # --- reading ------------------------------------------------------------------------
     @property
@@ -237,7 +243,27 @@ class BudgetTracker:
         self.cut.append(model.name)
         return BudgetExceeded(kind, cause, provider=model.provider, model=model.name)
 
-    def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None") -> tuple["ModelOptions", "Reservation"]:
+    async def admit(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None") -> tuple["ModelOptions", "Reservation"]:
+        """`before_call`, but a call that does not fit only because calls in flight hold their
+        whole `max_tokens` waits for them to finish and give back what they did not use (until
+        the deadline, if one is set). Without this, a fan-out under a tight budget would cut
+        every member after the first, though the first spent a tenth of what it held."""
+        while True:
+            try:
+                return self.before_call(model, messages, options, wait_ok=True)
+            except _WouldFitLater:
+                pass
+            self._freed = self._freed or asyncio.Event()
+            self._freed.clear()
+            left = self.seconds_left()
+            try:
+                async with asyncio.timeout(None if left is None else max(left, 0.0)):
+                    await self._freed.wait()
+            except TimeoutError:
+                raise self.cut_at_deadline(model) from None
+
+    def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None",
+                    *, wait_ok: bool = False) -> tuple["ModelOptions", "Reservation"]:  # fmt: skip
         """Check a call against what is left and reserve its share: its prompt and its whole
         `max_tokens` (lowered to what is left), so calls in flight together never promise the
         same tokens twice and the ones that finish are kept. Returns the options to call with
@@ -253,6 +279,8 @@ class BudgetTracker:
         max_out = options.max_tokens
         if b.max_tokens is not None:
             free = b.max_tokens - self.tokens - self.reserved_tokens
+            if free < prompt + 1 and wait_ok and self.reserved_tokens and b.max_tokens - self.tokens >= prompt + 1:
+                raise _WouldFitLater
             if free < prompt + 1:
                 raise self._refuse("tokens", f"the {b.max_tokens}-token budget (--max-tokens) has {max(free, 0)} "
                                    f"tokens left, too few for this prompt of about {prompt}; not called", model)  # fmt: skip
@@ -263,6 +291,9 @@ class BudgetTracker:
                 raise self._refuse("cost", f"the price of {model.name} is unknown, so the ${b.max_cost:g} budget "
                                    "(--max-cost) cannot cover it; not called", model)  # fmt: skip
             free_cost = b.max_cost - self.cost - self.reserved_cost
+            if (free_cost < in_cost + out_one and wait_ok and self.reserved_cost
+                    and b.max_cost - self.cost >= in_cost + out_one):
+                raise _WouldFitLater
             if free_cost < in_cost + out_one:
                 raise self._refuse("cost", f"the ${b.max_cost:g} budget (--max-cost) has ${max(free_cost, 0):.6f} left, "
                                    f"too little for this prompt (about ${in_cost + out_one:.6f}); not called", model)  # fmt: skip
@@ -308,6 +339,8 @@ class BudgetTracker:
         self.reserved_tokens -= reservation.tokens
         self.reserved_cost -= reservation.cost
         reservation.tokens, reservation.cost = 0, 0.0
+        if self._freed is not None:
+            self._freed.set()  # waiting calls look again (after the caller's charge: same tick)
 
     def charge(self, model: "Model", usage: "Usage") -> None:
         """Add a finished call's usage (and cost; unknown stays unknown, never 0)."""

@@ -210,7 +210,7 @@ class Budgeted(ModelWrapper):
         tracker = budget.current.get()
         if tracker is None:
             return await self.inner.complete(messages, options)
-        options, held = tracker.before_call(self, messages, options)
+        options, held = await tracker.admit(self, messages, options)
         try:
             completion = await _until_deadline(tracker, self, self.inner.complete(messages, options))
         finally:
@@ -224,7 +224,7 @@ class Budgeted(ModelWrapper):
             async for chunk in self.inner.stream(messages, options):
                 yield chunk
             return
-        options, held = tracker.before_call(self, messages, options)
+        options, held = await tracker.admit(self, messages, options)
         chunks = self.inner.stream(messages, options).__aiter__()
         streamed = False
         try:
