@@ -170,7 +170,7 @@ class BudgetTracker:
         self.reserved_cost = 0.0
         self.hit: BudgetKind | None = None
         self.cut: list[str] = []
-        self._freed: asyncio.Event | None = None  # set whenever a reservation is given back
+        self._freed = asyncio.Event()  # set whenever a reservation is given back (binds to a loop on first wait)
 
     # --- reading ------------------------------------------------------------------------
     @property
@@ -253,7 +253,6 @@ class BudgetTracker:
                 return self.before_call(model, messages, options, wait_ok=True)
             except _WouldFitLater:
                 pass
-            self._freed = self._freed or asyncio.Event()
             self._freed.clear()
             left = self.seconds_left()
             try:
@@ -339,8 +338,7 @@ class BudgetTracker:
         self.reserved_tokens -= reservation.tokens
         self.reserved_cost -= reservation.cost
         reservation.tokens, reservation.cost = 0, 0.0
-        if self._freed is not None:
-            self._freed.set()  # waiting calls look again (after the caller's charge: same tick)
+        self._freed.set()  # waiting calls look again (after the caller's charge: same tick)
 
     def charge(self, model: "Model", usage: "Usage") -> None:
         """Add a finished call's usage (and cost; unknown stays unknown, never 0)."""
