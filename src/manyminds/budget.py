@@ -50,7 +50,7 @@ UNIT = {"cost": "USD", "tokens": "tokens", "seconds": "s"}
 class Budget(BaseModel):
     """Limits for one question (or one eval run); None: no limit of that kind."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" or 1.0 for max_tokens: a schema violation, refused
     max_cost: float | None = Field(default=None, gt=0, description="USD across every model call.")
     max_tokens: int | None = Field(default=None, gt=0, description="Input + output tokens across every model call.")
     max_seconds: float | None = Field(default=None, gt=0, description="Wall-clock seconds from the start of the run.")
