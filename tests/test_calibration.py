@@ -220,6 +220,32 @@ async def test_a_file_fitted_for_another_council_warns(manyminds_home):
     assert find_calibrator(council, "majority")[0] is not None and find_calibrator(council, "council") == (None, None)
 
 
+async def test_a_trust_weighted_default_is_calibrated_only_by_a_fit_of_that_configuration(manyminds_home, monkeypatch):
+    """The learned default "council+trust" runs as the council strategy with trust weights: its
+    confidence is the weighted share, so the plain vote's fit must not calibrate it."""
+    from manyminds.api import run_request
+    from manyminds.eval.trust import fit_reliability, save_trust
+    from manyminds.request import AskRequest
+
+    council = make_council({"a": "Paris", "b": "Paris", "c": "Lyon"}, chair="Paris.")
+    singles = [{"strategy": f"single:{m}", "dataset": "d", "item_id": f"d-{i}", "category": None, "correct": c}
+               for m, right in (("a", 9), ("b", 6), ("c", 5)) for i, c in enumerate([1] * right + [0] * (10 - right))]
+    save_trust(council, fit_reliability(singles, answers={"d": 2}), {"chosen": "council+trust", "sentences": []}, ["T"])
+    monkeypatch.setattr("manyminds.api.resolve_council", lambda *a, **k: council)
+    save_calibration(council, "council", _fit(), ["PLAIN"])
+
+    verdict = await run_request(AskRequest(question="What is the capital of France?"), store=False)
+    assert any("council+trust" in w for w in verdict.warnings)  # the learned default ran
+    assert not verdict.calibrated and "uncalibrated" in verdict.confidence_explanation
+
+    save_calibration(council, "council+trust", calibrate(_rows(60, strategy="council+trust"), "council+trust", method="logistic"), ["TRUST"])
+    verdict = await run_request(AskRequest(question="What is the capital of France?"), store=False)
+    assert verdict.calibrated and verdict.calibration["method"] == "logistic"
+    assert verdict.confidence != verdict.confidence_raw
+    named = await run_request(AskRequest(question="What is the capital of France?", strategy="council"), store=False)
+    assert named.calibrated and named.calibration["method"] == "isotonic"  # the plain vote keeps its own fit
+
+
 # --- abstention -------------------------------------------------------------------------
 
 

@@ -119,12 +119,15 @@ async def run_request(
         record_failure(recorder, request.question, request.council or "default", exc, strategy=strategy, run_id=run_id)
         raise
     try:
-        notes = []
+        notes, calibrate_as = [], None
         if learned is not None:
-            from .trust import learned_note
+            from .trust import learned_label, learned_note
 
             notes.append(learned_note(resolved, strategy))
-        finishing = Finishing(recorder, resolved, min_confidence, notes, found)
+            # a trust-weighted vote's confidence is another quantity than the plain vote's: it is
+            # calibrated only by a fit on the eval results of exactly that configuration
+            calibrate_as = learned_label(resolved, strategy)
+        finishing = Finishing(recorder, resolved, min_confidence, notes, found, calibrate_as=calibrate_as)
         verdict = await run_council(
             request.question, resolved, strategy=strategy, params=params, recorder=finishing,
             emit=on_event or ignore_event, run_id=run_id, budget=budget,
@@ -165,13 +168,15 @@ class Finishing:
     and the returned verdict are the same."""
 
     def __init__(self, recorder: Recorder | None, council: Council, min_confidence: float | None,
-                 notes: list[str] | None = None, memory: "Recall | None" = None) -> None:  # fmt: skip
+                 notes: list[str] | None = None, memory: "Recall | None" = None,
+                 calibrate_as: str | None = None) -> None:  # fmt: skip
         from .pipeline.run import NullRecorder
 
         self.inner = recorder if recorder is not None else NullRecorder()
         self.council, self.min_confidence, self.done = council, min_confidence, False
         self.notes = list(notes or [])  # warnings the stored verdict must carry too
         self.memory = memory
+        self.calibrate_as = calibrate_as  # the eval label whose fit applies (default: the verdict's strategy)
 
     def __getattr__(self, name: str) -> Any:  # e.g. RunRecorder.db
         return getattr(self.inner, name)
@@ -186,7 +191,7 @@ class Finishing:
         if self.memory is not None:
             self.memory.apply(verdict)
         try:
-            apply_calibration(verdict, self.council)
+            apply_calibration(verdict, self.council, self.calibrate_as)
         except Exception as exc:  # noqa: BLE001 - a calibrator must never cost the user the answer
             verdict.calibrated = False
             verdict.warnings.append(f"The calibrator could not be applied ({type(exc).__name__}: {exc}); "

@@ -228,12 +228,14 @@ UNCALIBRATED = ("This confidence is uncalibrated: an agreement share, not a meas
                 "(fit one from eval runs with `manyminds eval calibrate`).")  # fmt: skip
 
 
-def apply_calibration(verdict: "Verdict", council: "Council") -> "Verdict":
+def apply_calibration(verdict: "Verdict", council: "Council", strategy: str | None = None) -> "Verdict":
     """Replace the verdict's confidence by the calibrated probability when a fit exists for
-    exactly this council and strategy; otherwise say it is uncalibrated. Keeps the raw figure."""
+    exactly this council and strategy (`strategy`: the eval label the verdict's configuration
+    was measured under, e.g. "council+trust"; default the verdict's own); otherwise say it is
+    uncalibrated. Keeps the raw figure."""
     if verdict.confidence_raw is None:
         verdict.confidence_raw = verdict.confidence
-    entry, warning = find_calibrator(council, verdict.strategy)
+    entry, warning = find_calibrator(council, strategy or verdict.strategy)
     if warning:
         verdict.warnings.append(warning)
     if entry is None:
