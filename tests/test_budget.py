@@ -150,6 +150,24 @@ async def test_a_waiting_call_is_cut_at_the_deadline():
     assert tracker.hit == "seconds"
 
 
+async def test_a_member_whose_timeout_runs_out_while_it_waits_for_budget_is_budget_cut_not_timed_out():
+    # a is admitted first and holds nearly all 130 tokens for its 0.6 s answer; b would fit in
+    # what a gives back, but b's own timeout (0.2 s) runs out while it waits
+    council = make_council({"a": "Paris", "b": "Paris"}, quorum=1, timeout=5.0, delays={"a": 0.6})
+    b = council.members[1]
+    council.members[1] = type(b)(settings=b.settings.model_copy(update={"timeout": 0.2}), model=b.model)
+    verdict = await run_council("What is the capital of France?", council, strategy="majority",
+                                budget=Budget(max_tokens=130))  # fmt: skip
+    answers = {m.member: m for m in verdict.members}
+    assert answers["a"].status == "ok" and answers["b"].status == "failed"
+    assert answers["b"].error["budget"] == "tokens"
+    assert "until its timeout, for budget tokens held by calls in flight" in answers["b"].error["message"]
+    assert verdict.budget_limited
+    # without a budget to wait for, b answers well within its timeout
+    plain = await run_council("What is the capital of France?", council, strategy="majority")
+    assert {m.member: m.status for m in plain.members} == {"a": "ok", "b": "ok"}
+
+
 def test_a_cost_budget_refuses_an_unknown_price():
     model = ScriptedModel("m")  # no price
     tracker = BudgetTracker(Budget(max_cost=1.0))

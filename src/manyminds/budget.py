@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -171,6 +172,8 @@ class BudgetTracker:
         self.hit: BudgetKind | None = None
         self.cut: list[str] = []
         self._freed = asyncio.Event()  # set whenever a reservation is given back (binds to a loop on first wait)
+        # tasks cancelled (by their member's timeout, say) while waiting in `admit`: never called
+        self._cancelled_waiting: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # --- reading ------------------------------------------------------------------------
     @property
@@ -260,6 +263,21 @@ class BudgetTracker:
                     await self._freed.wait()
             except TimeoutError:
                 raise self.cut_at_deadline(model) from None
+            except asyncio.CancelledError:
+                if (task := asyncio.current_task()) is not None:
+                    self._cancelled_waiting.add(task)
+                raise
+
+    def cut_while_waiting(self, model: "Model", waited_s: float) -> BudgetExceeded | None:
+        """The budget error for a call whose task was cancelled while it waited in `admit` for
+        tokens held by calls in flight (its member's timeout ran out first), else None: such a
+        member was stopped by the budget, not by a slow model, and is recorded so."""
+        task = asyncio.current_task()
+        if task is None or task not in self._cancelled_waiting:
+            return None
+        self._cancelled_waiting.discard(task)
+        return self._refuse("tokens", f"waited {waited_s:.1f} s, until its timeout, for budget tokens held by calls "
+                            "in flight (--max-tokens); not called", model)  # fmt: skip
 
     def before_call(self, model: "Model", messages: "list[Message]", options: "ModelOptions | None",
                     *, wait_ok: bool = False) -> tuple["ModelOptions", "Reservation"]:  # fmt: skip

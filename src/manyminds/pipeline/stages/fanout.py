@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from ... import budget
 from ...config import MemberSettings
 from ...errors import ContextTooLong, LocalModelMissing, ManymindsError, ModelError, ModelTimeout, QuorumNotMet
 from ...models.base import Completion, Message, Model, ModelOptions, Timer
@@ -177,6 +178,9 @@ class FanOut:
                 async with asyncio.timeout(timeout):
                     completion = await call()
         except TimeoutError:
+            tracker = budget.current.get()
+            if tracker is not None and (cut := tracker.cut_while_waiting(model, timer.elapsed)) is not None:
+                return self._failed(member, cut, "failed", max(1, observer.attempts), timer.elapsed, emit)
             err = ModelTimeout(f"no complete answer within {timeout:g} s", provider=model.provider, model=model.name)
             return self._failed(member, err, "timeout", max(1, observer.attempts), timer.elapsed, emit)
         except ModelError as err:
