@@ -236,7 +236,7 @@ def test_cancel_deep_runs_queued_and_running(live, slow):
 
 def test_a_run_below_min_confidence_abstains_and_a_bad_minimum_is_refused(live, db_path):
     srv = live()
-    for bad in (0, 1.5, "high"):
+    for bad in (0, 1.5, "high", True, "0.5"):  # a bool or a numeric string is not a number here
         r = httpx.post(srv.url + "/api/runs", json={"question": "Who wrote Hamlet?", "min_confidence": bad})
         assert r.status_code == 422 and r.json()["error"]["param"].endswith("min_confidence"), r.text
     assert rows(db_path, "runs") == 0

@@ -80,7 +80,8 @@ SSE_EVENT_SCHEMA = {
 
 
 class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON `true` is not a min_confidence of 1.0, nor `1` a no_memory, as the schema says
+    model_config = ConfigDict(extra="forbid", strict=True)
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     council: str | None = Field(default=None, min_length=1, max_length=256, description="A council from the settings (default: the default council).")
     models: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
