@@ -121,12 +121,12 @@ async def run_request(
     try:
         notes, calibrate_as = [], None
         if learned is not None:
-            from .trust import learned_label, learned_note
+            from .trust import learned_note
 
-            notes.append(learned_note(resolved, strategy))
             # a trust-weighted vote's confidence is another quantity than the plain vote's: it is
             # calibrated only by a fit on the eval results of exactly that configuration
-            calibrate_as = learned_label(resolved, strategy)
+            calibrate_as, note = learned_note(resolved, strategy)
+            notes.append(note)
         finishing = Finishing(recorder, resolved, min_confidence, notes, found, calibrate_as=calibrate_as)
         verdict = await run_council(
             request.question, resolved, strategy=strategy, params=params, recorder=finishing,

@@ -103,19 +103,15 @@ def learned_default(council: "Council") -> tuple["Council", str, dict[str, Any] 
     return resolved, strategy, params
 
 
-def learned_label(council: "Council", strategy: str) -> str:
-    """What the evaluation chose for this council ("council+trust", "single:M"), not the base
-    strategy it runs as: the label its results — and its calibrator — are stored under."""
+def learned_note(council: "Council", strategy: str) -> tuple[str, str]:
+    """(what the evaluation chose for this council — "council+trust", "single:M", not the base
+    strategy it runs as: the label its results and its calibrator are stored under — and the
+    verdict's warning that the learned default ran instead of the plain council). One read of
+    trust.json."""
     entry = learned_trust(council) or {}
-    return ((entry.get("default") or {}).get("strategy")) or strategy
-
-
-def learned_note(council: "Council", strategy: str) -> str:
-    """The verdict's warning when the learned default ran instead of the plain council."""
-    entry = learned_trust(council) or {}
-    strategy = learned_label(council, strategy)
+    strategy = ((entry.get("default") or {}).get("strategy")) or strategy
     if entry.get("shipped"):
-        return (f"Strategy {strategy!r} as chosen for this council by the evaluation shipped with manyminds "
-                f"({entry.get('why') or 'docs/results.md'}); ask with --strategy council for the plain weighted vote.")
-    return (f"Strategy {strategy!r} with the weights learned from stored eval runs for this council "
-            "(manyminds eval fit-trust; delete trust.json in the user dir to undo).")
+        return strategy, (f"Strategy {strategy!r} as chosen for this council by the evaluation shipped with manyminds "
+                          f"({entry.get('why') or 'docs/results.md'}); ask with --strategy council for the plain weighted vote.")
+    return strategy, (f"Strategy {strategy!r} with the weights learned from stored eval runs for this council "
+                      "(manyminds eval fit-trust; delete trust.json in the user dir to undo).")
