@@ -164,7 +164,7 @@ def test_list_and_search_runs(live):
 
 def test_schema_invalid_bodies_are_refused_not_defaulted(live, db_path):
     """What the OpenAPI document forbids is refused with 422 (found by the fuzzer): an empty
-    council name, an empty model list, a non-boolean `include_usage`."""
+    council name, an empty model list, a non-boolean `include_usage` or `stream`, a non-integer `n`."""
     srv = live()
     for body in ({"question": "Who?", "council": ""}, {"question": "Who?", "models": []}):
         refused = httpx.post(srv.url + "/api/runs", json=body)
@@ -172,6 +172,9 @@ def test_schema_invalid_bodies_are_refused_not_defaulted(live, db_path):
     chat = {"model": "council", "messages": [{"role": "user", "content": "Who?"}], "stream": True,
             "stream_options": {"include_usage": 1}}
     assert httpx.post(srv.url + "/v1/chat/completions", json=chat).status_code in (400, 422)
+    question = {"model": "council", "messages": [{"role": "user", "content": "Who?"}]}
+    for lax in ({"stream": 1}, {"stream": "true"}, {"n": True}, {"n": 1.0}):
+        assert httpx.post(srv.url + "/v1/chat/completions", json={**question, **lax}).status_code in (400, 422), lax
     assert open_db(db_path).execute("select count(*) from runs").fetchone()[0] == 0
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from ..budget import Budget
 from ..errors import ManymindsError
@@ -87,9 +87,9 @@ class ChatRequest(BaseModel):
         min_length=1, max_length=1000, description="The last user message is the question.",
         json_schema_extra={"contains": {"type": "object", "properties": {"role": {"const": "user"}}, "required": ["role"]}},
     )
-    stream: bool | None = False
+    stream: StrictBool | None = False  # the schema says boolean: 1 or "true" is refused, not read as true
     stream_options: StreamOptions | None = None
-    n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
+    n: StrictInt | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
     manyminds: ManymindsOptions | None = Field(default=None, description='manyminds\' options, e.g. '
                                                '{"budget": {"max_tokens": 2000}}')
 
