@@ -12,6 +12,7 @@ import pytest
 from helpers import make_council
 
 from manyminds.api import aask
+from manyminds import budget as budget_module
 from manyminds.budget import Budget, BudgetLimited, BudgetTooSmall, BudgetTracker
 from manyminds.cli.render import cost_line, plain_verdict
 from manyminds.config import CouncilSettings, MemberSettings, PriceSettings, Settings
@@ -309,3 +310,35 @@ async def test_a_stream_running_far_past_its_allowance_is_cut_and_its_tokens_cou
     assert b.status == "failed" and "ran past the" in b.error["message"]
     # What it streamed before the cut is counted as spent (estimated), though no answer kept it.
     assert verdict.budget_limited["spent"]["tokens"] > verdict.usage.total_tokens
+
+
+async def test_a_side_call_or_chair_whose_timeout_runs_out_while_it_waits_for_budget_says_so():
+    # A slow call holds nearly all 400 tokens; the claim extraction's side call and the chair
+    # would fit in what it gives back, but their own timeouts (0.2 s) run out while they wait.
+    from manyminds.models.wrappers import Budgeted
+    from manyminds.pipeline.stages.claims import side_call
+    from manyminds.pipeline.stages.synthesize import run_chair
+    from manyminds.pipeline.verdict import Agreement
+
+    slow, quick = Budgeted(ScriptedModel("slow", delay=0.6)), Budgeted(ScriptedModel("quick"))
+    question = [Message(role="user", content="hi")]
+    for attempt in ("side call", "chair"):
+        tracker = BudgetTracker(Budget(max_tokens=400))
+        token = budget_module.current.set(tracker)
+        try:
+            holder = asyncio.create_task(slow.complete(question, ModelOptions(max_tokens=385)))
+            await asyncio.sleep(0.05)
+            if attempt == "side call":
+                message = (await side_call(quick, question, max_tokens=20, timeout=0.2)).error
+            else:
+                chair = await run_chair("hi", [], Agreement(members=[], matrix=[], clusters=[]), "chair", quick,
+                                        system=None, max_tokens=20, timeout=0.2, seed="s")  # fmt: skip
+                assert chair.result.status == "failed" and chair.result.error["budget"] == "tokens"
+                message = chair.result.error["message"]
+            await holder
+        finally:
+            budget_module.current.reset(token)
+        assert "until its timeout, for budget tokens held by calls in flight" in message, attempt
+        assert tracker.hit == "tokens" and quick.name in tracker.cut
+        # without a budget to wait for, the same call answers well within its timeout
+        assert (await side_call(quick, question, max_tokens=20, timeout=0.2)).text == "hi"

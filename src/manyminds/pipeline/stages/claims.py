@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 
+from ... import budget
 from ...errors import ManymindsError
 from ...models.base import Message, Model, ModelOptions
 from ..jsonparse import JSONExtractionError, extract_json_object
@@ -96,6 +97,9 @@ async def side_call(
         async with asyncio.timeout(timeout):
             completion = await model.complete(messages, options)
     except TimeoutError:
+        tracker = budget.current.get()
+        if tracker is not None and (cut := tracker.cut_while_waiting(model, timeout)) is not None:
+            return SideCall(None, error=str(cut))  # stopped by the budget, not by a slow model
         return SideCall(None, error=f"no answer within {timeout:g} s")
     except ManymindsError as exc:
         return SideCall(None, error=str(exc) or type(exc).__name__)

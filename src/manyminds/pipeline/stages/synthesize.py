@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ... import budget
 from ...errors import ManymindsError, ModelError, ModelTimeout
 from ...models.base import Completion, Message, Model, ModelOptions
 from ..normalize import content_tokens
@@ -82,6 +83,9 @@ async def run_chair(
         async with asyncio.timeout(timeout):  # like a member's: the council's retries included
             completion: Completion = await model.complete(messages, options)
     except TimeoutError:
+        tracker = budget.current.get()
+        if tracker is not None and (cut := tracker.cut_while_waiting(model, timeout)) is not None:
+            return _chair_failed(chair_name, model, cut, labels)  # stopped by the budget, not by a slow model
         err: ModelError = ModelTimeout(f"no answer within {timeout:g} s", provider=model.provider, model=model.name)
         return _chair_failed(chair_name, model, err, labels)
     except ModelError as err:
