@@ -120,11 +120,67 @@ def test_auto_chooses_the_lower_out_of_fold_log_loss_and_old_rows_use_only_the_c
     oof = entry["metrics"]["out_of_fold"]
     assert entry["method"] == min(oof, key=lambda m: oof[m]["log_loss"])
     logistic = calibrate(_rows(60), method="logistic")
-    assert logistic["features"] == ["confidence", "margin", "clusters"]  # constant and never-present ones dropped
+    assert logistic["candidates"] == ["confidence", "margin", "clusters"]  # constant and never-present ones dropped
+    assert logistic["features"] and set(logistic["features"]) <= set(logistic["candidates"])
+    assert set(logistic["logistic"]["coef"]) == set(logistic["features"])
     old = calibrate(_rows(30) + _rows(30, with_features=False)[:30], method="logistic")
-    assert old["features"] == ["confidence"]
+    assert old["features"] == old["candidates"] == ["confidence"]
     with pytest.raises(InputError, match="Unknown calibration method"):
         calibrate(_rows(60), method="magic")
+
+
+def _noisy_rows(n: int, seed: int = 7) -> list[dict]:
+    """`signal` decides right and wrong (through a logistic link); `noise_*` are independent of it."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        signal = float(rng.uniform())
+        correct = bool(rng.uniform() < 1 / (1 + math.exp(-8 * (signal - 0.5))))
+        feats = {"confidence": float(rng.uniform()), "margin": float(rng.uniform()), "clusters": float(rng.integers(1, 4)),
+                 "token_prob": float(rng.uniform()), "lead_token_prob": signal}  # fmt: skip
+        rows.append({"item_id": f"n-{i}", "dataset": "d", "strategy": "council", "confidence": feats["confidence"],
+                     "correct": int(correct), "extra": {"features": feats}})  # fmt: skip
+    return rows
+
+
+def test_the_logistic_fit_selects_the_feature_that_carries_the_signal_and_leaves_out_noise():
+    entry = calibrate(_noisy_rows(300), method="logistic")
+    assert entry["candidates"] == ["confidence", "margin", "clusters", "token_prob", "lead_token_prob"]
+    assert entry["features"] == ["lead_token_prob"]
+    oof = entry["metrics"]["after"]
+    assert oof["auroc"] > 0.75 and oof["log_loss"] < entry["metrics"]["out_of_fold"]["isotonic"]["log_loss"]
+
+
+def test_out_of_fold_figures_select_features_again_inside_each_half(monkeypatch):
+    import manyminds.eval.calibrate as fitting
+
+    seen: list[set[str]] = []
+    real = fitting.select_features
+    monkeypatch.setattr(fitting, "select_features", lambda samples, names: seen.append({s["item_id"] for s in samples}) or real(samples, names))
+    rows = _noisy_rows(120)
+    fitting.calibrate(rows, method="logistic")
+    halves = [{r["item_id"] for r in rows if item_fold(r["item_id"]) == f} for f in (0, 1)]
+    # Each held-out half is scored by a selection that saw only the other half; the last is the final fit on all.
+    assert seen[:2] == [halves[1], halves[0]] and seen[-1] == halves[0] | halves[1]
+
+
+async def test_a_feature_newer_than_the_stored_row_is_computed_from_its_stored_verdict():
+    council = make_council({"a": "Paris", "b": "Paris", "c": "Lyon"}, chair="Paris.")
+    verdict = await run_council("What is the capital of France?", council)
+    stored = verdict.model_dump(mode="json")
+    for m, p in zip(stored["members"], (0.9, 0.6, 0.2)):
+        m["signals"] = {"mean_token_prob": p, "min_token_prob": p}
+    rows = _rows(60)
+    for r in rows:  # written before lead_token_prob existed: the stored features lack it
+        r["verdict"], r["extra"]["weights"] = stored, {"a": 2.0, "b": 1.0, "c": 1.0}
+    entry = calibrate(rows, method="logistic")
+    assert "lead_token_prob" not in entry["candidates"]  # the same value on every row says nothing…
+    from manyminds.eval.calibrate import recomputed_features, training_rows
+
+    feats = training_rows(rows, "council")[0]["features"]
+    assert feats["lead_token_prob"] == pytest.approx(0.9)  # …but it is a's, the heaviest supporter's
+    assert feats["confidence"] == rows[0]["extra"]["features"]["confidence"]  # what was stored stands
+    assert recomputed_features({"verdict": {"not": "a verdict"}}) == {}
 
 
 # --- features of a real verdict ---------------------------------------------------------
@@ -139,6 +195,7 @@ async def test_features_of_a_council_verdict():
     assert f["clusters"] == 2 and f["answered"] == 1.0 and f["chair_matched"] == 1.0
     assert f["lead_weight"] == 2.0
     assert f["token_prob"] is None and f["min_token_prob"] is None  # no token probabilities: absent, not 0
+    assert f["lead_token_prob"] is None
     assert features(verdict)["lead_weight"] is None
 
 
@@ -152,6 +209,8 @@ async def test_token_probability_is_read_from_member_signals_when_present():
     fake = verdict.model_construct(**{**dict(verdict), "members": members})
     f = features(fake)
     assert f["token_prob"] == pytest.approx(0.8)  # the supporters a and b, not the dissenter c
+    assert f["lead_token_prob"] == pytest.approx(0.8)  # equal weights: every supporter is the lead
+    assert features(fake, {"a": 1.0, "b": 3.0, "c": 5.0})["lead_token_prob"] == pytest.approx(0.7)  # b outweighs a
     assert f["min_token_prob"] == pytest.approx(0.2)
     assert f["verbal_confidence"] is None  # not given by a; a bool from b is not a number
 

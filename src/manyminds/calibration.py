@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 CALIBRATION_FILE = "calibration.json"
 FEATURES = ("confidence", "margin", "clusters", "answered", "chair_matched", "lead_weight", "token_prob",
-            "min_token_prob", "verbal_confidence")
+            "min_token_prob", "lead_token_prob", "verbal_confidence")
 METHODS = ("logistic", "isotonic")
 
 
@@ -74,6 +74,10 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
     token_prob     mean token probability of the winning cluster's members, where the
                    endpoints returned it (`MemberAnswer.signals`); None otherwise
     min_token_prob the lowest token probability among them (likewise)
+    lead_token_prob  the token probability of the winning cluster's heaviest member(s) by trust
+                   weight (their mean when several weigh the same): the one signal that carries a
+                   trust-weighted vote, which the mean over every supporter dilutes with the
+                   weaker members' (measured in docs/confidence.md)
     verbal_confidence  the mean of their own stated confidences, where asked and given
     """
     raw = getattr(verdict, "confidence_raw", None)  # set once calibrated: features read the raw share
@@ -93,10 +97,13 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
     if cluster is not None and weights:
         known = [float(weights[m]) for m in cluster.members if m in weights]
         lead = max(known) if known else None
-    def present(name: str) -> list[float]:
-        return [v for v in (_signal(a, name) for a in supporters) if v is not None]
+    def present(name: str, among: list[Any] = supporters) -> list[float]:
+        return [v for v in (_signal(a, name) for a in among) if v is not None]
 
     probs, lows, verbal = present("mean_token_prob"), present("min_token_prob"), present("verbal_confidence")
+    weighed = [(float((weights or {}).get(a.member, 1.0)), a) for a in supporters if a.ok]
+    heaviest = max((w for w, _ in weighed), default=None)
+    leads = present("mean_token_prob", [a for w, a in weighed if w == heaviest])
     return {
         "confidence": confidence,
         "margin": round(confidence - runner_up, 6),
@@ -106,6 +113,7 @@ def features(verdict: "Verdict", weights: dict[str, float] | None = None) -> dic
         "lead_weight": lead,
         "token_prob": (sum(probs) / len(probs)) if probs else None,
         "min_token_prob": min(lows) if lows else None,
+        "lead_token_prob": (sum(leads) / len(leads)) if leads else None,
         "verbal_confidence": (sum(verbal) / len(verbal)) if verbal else None,
     }
 

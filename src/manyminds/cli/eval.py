@@ -442,7 +442,10 @@ def eval_calibrate(run_ids: tuple[str, ...], strategy: str, method: str, out_pat
     datasets = ", ".join(f"{d} {n}" for d, n in outcome["datasets"].items())
     click.echo(f"Training data: {outcome['items']} labelled items of {outcome['strategy']!r} ({outcome['right']} right) "
                f"from run(s) {', '.join(outcome['runs'])}; datasets: {datasets}.")
-    click.echo(f"Method: {outcome['method']} (features: {', '.join(outcome['features'])}); out of fold, two halves by item id:")
+    considered = [n for n in outcome.get("candidates", []) if n not in outcome["features"]]
+    left_out = f"; left out: {', '.join(considered)}" if considered else ""
+    click.echo(f"Method: {outcome['method']} (features: {', '.join(outcome['features'])}{left_out}); out of fold, "
+               "two halves by item id, features selected again inside each half:")
     click.echo(f"  {'':<22} {'AUROC':>7} {'ECE':>7} {'Brier':>7} {'log loss':>9}")
     rows = [("raw confidence", m["before"])] + [(f"{k}{' (chosen)' if k == outcome['method'] else ''}", v)
                                                  for k, v in m["out_of_fold"].items()]  # fmt: skip
