@@ -187,9 +187,7 @@ def inner_log_loss(samples: list[dict[str, Any]], names: list[str]) -> float:
         correct += [s["correct"] for s in held]
     if not probs:  # one inner fold holds every item: nothing to score out of fold
         return float("inf")
-    p = np.clip(np.asarray(probs, dtype=float), EPS, 1 - EPS)
-    y = np.asarray(correct, dtype=float)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return log_loss(probs, correct)
 
 
 def select_features(samples: list[dict[str, Any]], names: list[str]) -> list[str]:
@@ -234,11 +232,18 @@ def out_of_fold(method: str, samples: list[dict[str, Any]], names: list[str]) ->
 # --- the figures ------------------------------------------------------------------------
 
 
+def log_loss(probs: Sequence[float], correct: Sequence[bool]) -> float:
+    """The mean negative log-likelihood, probabilities clipped to [EPS, 1 - EPS]."""
+    p = np.clip(np.asarray(probs, dtype=float), EPS, 1 - EPS)
+    y = np.asarray(correct, dtype=float)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
 def scores(probs: Sequence[float], correct: Sequence[bool]) -> dict[str, float | None]:
     """AUROC, ECE (10 bins), Brier score and log loss of probabilities against right/wrong."""
     p = np.clip(np.asarray(probs, dtype=float), EPS, 1 - EPS)
     y = np.asarray(correct, dtype=float)
-    logloss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    logloss = log_loss(probs, correct)
     a, e = auroc(list(p), list(correct)), ece(list(p), list(correct))
     return {"auroc": None if a is None else round(a, 4), "ece": None if e is None else round(e, 4),
             "brier": round(float(np.mean((p - y) ** 2)), 4), "log_loss": round(logloss, 4)}  # fmt: skip
