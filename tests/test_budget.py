@@ -312,17 +312,18 @@ async def test_a_stream_running_far_past_its_allowance_is_cut_and_its_tokens_cou
     assert verdict.budget_limited["spent"]["tokens"] > verdict.usage.total_tokens
 
 
-async def test_a_side_call_or_chair_whose_timeout_runs_out_while_it_waits_for_budget_says_so():
-    # A slow call holds nearly all 400 tokens; the claim extraction's side call and the chair
-    # would fit in what it gives back, but their own timeouts (0.2 s) run out while they wait.
+async def test_a_side_call_chair_or_extraction_whose_timeout_runs_out_while_it_waits_for_budget_says_so():
+    # A slow call holds nearly all 400 tokens; the claim extraction's side call, the chair and a
+    # short-answer extraction would fit in what it gives back, but their own timeouts (0.2 s) run out while they wait.
     from manyminds.models.wrappers import Budgeted
     from manyminds.pipeline.stages.claims import side_call
+    from manyminds.pipeline.stages.short_answers import extract_short_answers
     from manyminds.pipeline.stages.synthesize import run_chair
-    from manyminds.pipeline.verdict import Agreement
+    from manyminds.pipeline.verdict import Agreement, MemberAnswer
 
     slow, quick = Budgeted(ScriptedModel("slow", delay=0.6)), Budgeted(ScriptedModel("quick"))
     question = [Message(role="user", content="hi")]
-    for attempt in ("side call", "chair"):
+    for attempt in ("side call", "chair", "short answer"):
         tracker = BudgetTracker(Budget(max_tokens=400))
         token = budget_module.current.set(tracker)
         try:
@@ -330,6 +331,15 @@ async def test_a_side_call_or_chair_whose_timeout_runs_out_while_it_waits_for_bu
             await asyncio.sleep(0.05)
             if attempt == "side call":
                 message = (await side_call(quick, question, max_tokens=20, timeout=0.2)).error
+            elif attempt == "short answer":
+                events: list = []
+                long = "The play Hamlet was written, as far as anyone knows, by William Shakespeare himself."
+                answer = MemberAnswer(member="quick", model="scripted/quick", status="ok", text=long)
+                [out] = await extract_short_answers("hi", [answer], {"quick": quick}, "model", events.append, timeout=0.2)
+                assert out.short_answer_method == "heuristic"  # it still gets a short answer
+                [done] = [e for e in events if e.kind == "stage_done"]
+                message = done.data["notes"]["quick"]
+                assert message.startswith("extraction stopped by the budget: ")
             else:
                 chair = await run_chair("hi", [], Agreement(members=[], matrix=[], clusters=[]), "chair", quick,
                                         system=None, max_tokens=20, timeout=0.2, seed="s")  # fmt: skip

@@ -17,6 +17,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from ... import budget
 from ...errors import ManymindsError
 from ...models.base import Message, Model, ModelOptions, Usage
 from ..events import Event, EventSink, ignore_event
@@ -146,10 +147,15 @@ async def _extract_with_model(
     ]
     options = ModelOptions(json_schema=EXTRACTION_SCHEMA, temperature=0, max_tokens=EXTRACTION_MAX_TOKENS)
     try:
-        completion = await asyncio.wait_for(model.complete(messages, options), timeout)
-    except (ManymindsError, TimeoutError) as exc:
-        cause = str(exc) or type(exc).__name__
-        return None, f"extraction call failed: {cause}", None
+        async with asyncio.timeout(timeout):  # in this task, so the budget can tell why it ran out
+            completion = await model.complete(messages, options)
+    except TimeoutError:
+        tracker = budget.current.get()
+        if tracker is not None and (cut := tracker.cut_while_waiting(model, timeout)) is not None:
+            return None, f"extraction stopped by the budget: {cut}", None  # not a slow model
+        return None, f"extraction call failed: no answer within {timeout:g} s", None
+    except ManymindsError as exc:
+        return None, f"extraction call failed: {str(exc) or type(exc).__name__}", None
     call_usage = completion.usage.to_dict()
     try:
         parsed = extract_json_object(completion.text, EXTRACTION_SCHEMA)
