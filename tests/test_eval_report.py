@@ -174,3 +174,14 @@ def test_risk_coverage_table_and_aurc_by_hand(report):
     assert "![Risk against coverage](risk_coverage.png)" in text
     summary = json.loads((path.parent / "summary.json").read_text())
     assert summary["slices"]["d1"]["manyminds"]["aurc"] == pytest.approx(0.625)
+
+
+def test_the_reproduce_command_keeps_the_trust_settings():
+    from manyminds.eval.results import command_for
+
+    base = {"datasets": ["mmlu"], "strategies": ["council+trust"], "council": "local-plus", "limit": 300, "seed": 1}
+    assert command_for({**base, "trust_scope": "overall"}).endswith("--seed 1 --concurrency 4")  # the default: unsaid
+    cmd = command_for({**base, "trust_from": ["RUN_A", "RUN_B"], "trust_scope": "dataset"})
+    assert "--trust-from RUN_A --trust-from RUN_B --trust-scope dataset" in cmd
+    # a run stored before the option existed voted per category: its command says so
+    assert "--trust-scope category" in command_for(base)

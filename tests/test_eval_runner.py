@@ -111,6 +111,38 @@ async def test_trust_weights_let_the_strong_member_win_the_vote():
         assert r["extra"]["weights"]["strong"] > r["extra"]["weights"]["weak1"] + r["extra"]["weights"]["weak2"]
 
 
+async def test_trust_scope_chooses_which_fitted_weights_a_trust_row_votes_with():
+    # strong is right on every c1 item and wrong on every c2 item; the weak members always say yes.
+    # 100 items a category, so each fold's fit has the ≥ 20 a category needs for weights of its own
+    items = [Item(id=f"s{i}", dataset="toy", question=f"Scoped question {i}?", answers=("Yes" if i % 2 else "No",),
+                  kind="yes_no", category="c1" if i < 100 else "c2") for i in range(200)]  # fmt: skip
+
+    def strong_by_category(messages):
+        i = int(messages[-1].content.split("Scoped question ")[1].split("?")[0])
+        gold = "Yes" if i % 2 else "No"
+        return f"{gold}." if i < 100 else ("No." if gold == "Yes" else "Yes.")
+
+    council = lambda: make_council({"strong": strong_by_category, "weak1": "Yes.", "weak2": "Yes."}, chair="Yes.")
+    assert EvalConfig(datasets=["toy"], strategies=["majority+trust"]).trust_scope == "overall"  # what `ask` applies
+    with pytest.raises(InputError, match="Unknown trust scope 'topic'"):
+        EvalConfig(datasets=["toy"], strategies=["majority+trust"], trust_scope="topic")
+    seen: dict[str, dict[str, dict]] = {}
+    for scope in ("overall", "dataset", "category"):
+        runner, rows = await run(["majority+trust"], items=items, council=council(), trust_scope=scope)
+        for r in by(rows, "majority+trust"):
+            other = runner.meta["trust"]["folds"][str(1 - item_fold(r["item_id"]))]
+            toy = other["datasets"]["toy"]
+            stats = {"overall": other["overall"], "dataset": toy["members"],
+                     "category": toy["categories"].get(r["category"], toy["members"])}[scope]  # fmt: skip
+            assert r["extra"]["weights"] == {m: s["weight"] for m, s in stats.items()}, (scope, r["item_id"])
+            seen.setdefault(scope, {})[r["item_id"]] = r["extra"]["weights"]
+    # the scopes really differ: on c1 its own category's record gives strong far more weight than
+    # its record of about 50 % over both (near the floor), as the dataset's and the overall weights
+    c1 = [i.id for i in items if i.category == "c1"]
+    assert all(seen["category"][k]["strong"] > 2 > 0.2 > max(seen["overall"][k]["strong"], seen["dataset"][k]["strong"])
+               for k in c1)  # fmt: skip
+
+
 async def test_failures_and_unreadable_answers_count_as_wrong_and_the_run_goes_on(monkeypatch):
     def flaky(messages):
         if "toy question 1 " in messages[-1].content:

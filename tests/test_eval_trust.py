@@ -59,6 +59,12 @@ def test_categories_get_their_own_weights_only_with_enough_items():
     assert weights_for(table, "d", "small") == {m: s["weight"] for m, s in table["datasets"]["d"]["members"].items()}
     assert weights_for(table, "d", "big")["a"] > weights_for(table, "d", None)["a"]
     assert weights_for(table, "elsewhere", None) == {m: s["weight"] for m, s in table["overall"].items()}
+    # narrower scopes: the dataset's weights, or the overall ones as `ask` applies them
+    members = {m: s["weight"] for m, s in table["datasets"]["d"]["members"].items()}
+    assert weights_for(table, "d", "big", scope="dataset") == members
+    assert weights_for(table, "d", "big", scope="overall") == {m: s["weight"] for m, s in table["overall"].items()}
+    with pytest.raises(ValueError, match="trust scope"):
+        weights_for(table, "d", "big", scope="topic")
 
 
 def test_folds_weight_each_item_by_the_other_half():

@@ -59,6 +59,8 @@ def _parse_params(raw: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="(item, strategy) pairs in flight.")
 @click.option("--per-provider", type=click.IntRange(min=1), help="At most this many calls at once per provider.")
 @click.option("--trust-from", "trust_from", multiple=True, help="Fit +trust weights on these eval runs instead of this one.")
+@click.option("--trust-scope", type=click.Choice(["overall", "dataset", "category"]), default="overall", show_default=True,
+              help="Which fitted weights +trust rows vote with: overall (what `ask` applies), or per dataset or category.")
 @click.option("--no-cache", is_flag=True, help="Do not share identical deterministic calls between strategies.")
 @click.option("--resume", "resume_id", help="Continue an unfinished eval run (its stored settings are used).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
@@ -66,7 +68,7 @@ def _parse_params(raw: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @budget_options
 def eval_run(datasets, strategies, council_name, models, limit, seed, categories, params, judge, judge_sample,
-             concurrency, per_provider, trust_from, no_cache, resume_id, ray_address, as_json, max_cost, max_tokens,
+             concurrency, per_provider, trust_from, trust_scope, no_cache, resume_id, ray_address, as_json, max_cost, max_tokens,
              max_seconds) -> None:  # fmt: skip
     """Run strategies over datasets; every (item, strategy) is stored the moment it is graded.
 
@@ -94,6 +96,7 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
                 council=council_name, models=list(models) or None, categories=list(categories) or None,
                 params=_parse_params(params), judge=judge, judge_sample=judge_sample, concurrency=concurrency,
                 per_provider=per_provider, cache=not no_cache, trust_from=list(trust_from) or None,
+                trust_scope=trust_scope,
             )  # fmt: skip
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
@@ -119,6 +122,7 @@ def _resumed_config(resume_id: str, concurrency: int, per_provider: int | None):
 
         raise InputError(f"Eval run {run['id']} is still running (pid {run['pid']}); wait for it or stop it first.")
     stored = dict(run["config"])
+    stored.setdefault("trust_scope", "category")  # runs stored before the option voted per category
     stored["concurrency"], stored["per_provider"] = concurrency, per_provider or stored.get("per_provider")
     return EvalConfig(**stored), run["id"]
 

@@ -59,6 +59,11 @@ def command_for(config: dict[str, Any]) -> str:
             args += ["--param", f"{strategy}.{k}={v}"]
     if config.get("judge"):
         args += ["--judge", config["judge"], "--judge-sample", str(config.get("judge_sample", 50))]
+    for run_id in config.get("trust_from") or []:
+        args += ["--trust-from", run_id]
+    scope = config.get("trust_scope", "category")  # runs stored before the option voted per category
+    if scope != "overall":
+        args += ["--trust-scope", scope]
     args += ["--concurrency", str(config.get("concurrency", 4))]
     return shlex.join(args)
 

@@ -104,6 +104,9 @@ class EvalConfig:
     per_provider: int | None = None
     cache: bool = True
     trust_from: list[str] | None = None  # eval run ids whose single results give the trust weights
+    # Which of the fitted weights a "+trust" row votes with (eval/trust.py TRUST_SCOPES). "overall"
+    # by default because that is what `ask` applies: the eval then measures what users get.
+    trust_scope: str = "overall"
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -114,6 +117,10 @@ class EvalConfig:
             raise InputError("Name at least one strategy with --strategy (or --strategy all).")
         if self.concurrency < 1:
             raise InputError("--concurrency must be at least 1.")
+        from .trust import TRUST_SCOPES
+
+        if self.trust_scope not in TRUST_SCOPES:
+            raise InputError(f"Unknown trust scope {self.trust_scope!r}: use one of {', '.join(TRUST_SCOPES)}.")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -369,7 +376,8 @@ class EvalRunner:
     def _weights_for(self, item: Any) -> dict[str, float]:
         from .trust import weights_for
 
-        return weights_for(self.meta["trust"], item.dataset, item.category, fold=None if self.config.trust_from else item_fold(item.id))
+        return weights_for(self.meta["trust"], item.dataset, item.category, scope=self.config.trust_scope,
+                           fold=None if self.config.trust_from else item_fold(item.id))  # fmt: skip
 
     def _prepare_phase_2(self) -> None:
         """Choose what phase 2 needs from phase 1's stored results (kept in the run's meta, so

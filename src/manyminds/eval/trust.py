@@ -167,15 +167,23 @@ def fit_trust_table(
     return table
 
 
-def weights_for(table: dict[str, Any], dataset: str | None, category: str | None, *, fold: int | None = None) -> dict[str, float]:
-    """Member weights for an item: its category's where fitted, else its dataset's, else the
-    overall ones. With `fold`, from the fit on the *other* half of the items."""
+TRUST_SCOPES = ("overall", "dataset", "category")
+
+
+def weights_for(table: dict[str, Any], dataset: str | None, category: str | None, *, fold: int | None = None,
+                scope: str = "category") -> dict[str, float]:  # fmt: skip
+    """Member weights for an item. `scope` "category": its category's where fitted, else its
+    dataset's, else the overall ones; "dataset": its dataset's, else the overall ones;
+    "overall": the overall ones, which is what `ask` applies (a question has no dataset or
+    category). With `fold`, from the fit on the *other* half of the items."""
+    if scope not in TRUST_SCOPES:
+        raise ValueError(f"trust scope must be one of {', '.join(TRUST_SCOPES)}, not {scope!r}")
     if fold is not None and "folds" in table:
         table = table["folds"][str(1 - fold)]
-    entry = table.get("datasets", {}).get(dataset) if dataset else None
+    entry = table.get("datasets", {}).get(dataset) if dataset and scope != "overall" else None
     if entry is None:
         return {m: s["weight"] for m, s in table["overall"].items()}
-    stats = entry["categories"].get(category) if category else None
+    stats = entry["categories"].get(category) if category and scope == "category" else None
     return {m: s["weight"] for m, s in (stats or entry["members"]).items()}
 
 
