@@ -128,6 +128,14 @@ class BudgetLimited(ManymindsError):
 current: contextvars.ContextVar["BudgetTracker | None"] = contextvars.ContextVar("manyminds_budget", default=None)
 
 
+def cut_on_timeout(model: "Model", waited_s: float) -> "BudgetExceeded | None":
+    """For a call whose own timeout just ran out: the budget error when the running question's
+    budget kept it waiting for tokens until then (`BudgetTracker.cut_while_waiting`), else None
+    (no budget, or a slow model)."""
+    tracker = current.get()
+    return tracker.cut_while_waiting(model, waited_s) if tracker is not None else None
+
+
 def limit_sentence(report: dict[str, Any]) -> str:
     """"The 200-token budget (--max-tokens) ran out: 187 tokens, $0.0000, 3.1 s spent." """
     kind, limit = report["budget"], report["limit"]

@@ -113,6 +113,7 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
 def _resumed_config(resume_id: str, concurrency: int, per_provider: int | None):
     from ..eval.runner import EvalConfig
     from ..eval.store import EvalStore
+    from ..eval.trust import SCOPE_OF_OLDER_RUNS
     from ..store import open_db
 
     store = EvalStore(open_db())
@@ -122,7 +123,7 @@ def _resumed_config(resume_id: str, concurrency: int, per_provider: int | None):
 
         raise InputError(f"Eval run {run['id']} is still running (pid {run['pid']}); wait for it or stop it first.")
     stored = dict(run["config"])
-    stored.setdefault("trust_scope", "category")  # runs stored before the option voted per category
+    stored.setdefault("trust_scope", SCOPE_OF_OLDER_RUNS)
     stored["concurrency"], stored["per_provider"] = concurrency, per_provider or stored.get("per_provider")
     return EvalConfig(**stored), run["id"]
 

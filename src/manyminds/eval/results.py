@@ -61,7 +61,9 @@ def command_for(config: dict[str, Any]) -> str:
         args += ["--judge", config["judge"], "--judge-sample", str(config.get("judge_sample", 50))]
     for run_id in config.get("trust_from") or []:
         args += ["--trust-from", run_id]
-    scope = config.get("trust_scope", "category")  # runs stored before the option voted per category
+    from .trust import SCOPE_OF_OLDER_RUNS
+
+    scope = config.get("trust_scope", SCOPE_OF_OLDER_RUNS)
     if scope != "overall":
         args += ["--trust-scope", scope]
     args += ["--concurrency", str(config.get("concurrency", 4))]

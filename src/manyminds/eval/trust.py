@@ -168,6 +168,7 @@ def fit_trust_table(
 
 
 TRUST_SCOPES = ("overall", "dataset", "category")
+SCOPE_OF_OLDER_RUNS = "category"  # what runs stored before `--trust-scope` existed voted with
 
 
 def weights_for(table: dict[str, Any], dataset: str | None, category: str | None, *, fold: int | None = None,

@@ -97,8 +97,7 @@ async def side_call(
         async with asyncio.timeout(timeout):
             completion = await model.complete(messages, options)
     except TimeoutError:
-        tracker = budget.current.get()
-        if tracker is not None and (cut := tracker.cut_while_waiting(model, timeout)) is not None:
+        if (cut := budget.cut_on_timeout(model, timeout)) is not None:
             return SideCall(None, error=str(cut))  # stopped by the budget, not by a slow model
         return SideCall(None, error=f"no answer within {timeout:g} s")
     except ManymindsError as exc:

@@ -178,8 +178,7 @@ class FanOut:
                 async with asyncio.timeout(timeout):
                     completion = await call()
         except TimeoutError:
-            tracker = budget.current.get()
-            if tracker is not None and (cut := tracker.cut_while_waiting(model, timer.elapsed)) is not None:
+            if (cut := budget.cut_on_timeout(model, timer.elapsed)) is not None:
                 return self._failed(member, cut, "failed", max(1, observer.attempts), timer.elapsed, emit)
             err = ModelTimeout(f"no complete answer within {timeout:g} s", provider=model.provider, model=model.name)
             return self._failed(member, err, "timeout", max(1, observer.attempts), timer.elapsed, emit)

@@ -150,8 +150,7 @@ async def _extract_with_model(
         async with asyncio.timeout(timeout):  # in this task, so the budget can tell why it ran out
             completion = await model.complete(messages, options)
     except TimeoutError:
-        tracker = budget.current.get()
-        if tracker is not None and (cut := tracker.cut_while_waiting(model, timeout)) is not None:
+        if (cut := budget.cut_on_timeout(model, timeout)) is not None:
             return None, f"extraction stopped by the budget: {cut}", None  # not a slow model
         return None, f"extraction call failed: no answer within {timeout:g} s", None
     except ManymindsError as exc:

@@ -83,8 +83,7 @@ async def run_chair(
         async with asyncio.timeout(timeout):  # like a member's: the council's retries included
             completion: Completion = await model.complete(messages, options)
     except TimeoutError:
-        tracker = budget.current.get()
-        if tracker is not None and (cut := tracker.cut_while_waiting(model, timeout)) is not None:
+        if (cut := budget.cut_on_timeout(model, timeout)) is not None:
             return _chair_failed(chair_name, model, cut, labels)  # stopped by the budget, not by a slow model
         err: ModelError = ModelTimeout(f"no answer within {timeout:g} s", provider=model.provider, model=model.name)
         return _chair_failed(chair_name, model, err, labels)
