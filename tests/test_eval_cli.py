@@ -105,6 +105,21 @@ def test_run_show_list_report_and_fit_trust(manyminds_home, tmp_path):
     assert set(fitted["table"]["overall"]) == {"scripted/yes", "scripted/no", "scripted/maybe"}
 
 
+def test_a_run_started_from_another_runs_cache_says_so_in_its_report(manyminds_home, tmp_path):
+    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "single", *MODELS, "--limit", "4", "--json")
+    assert code == 0, err
+    first = json.loads(out)["run_id"]
+    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "single", "-s", "majority", *MODELS, "--limit", "4",
+                            "--cache-from", first[:12], "--json")  # fmt: skip
+    assert code == 0, err
+    second = json.loads(out)["run_id"]
+    assert invoke("eval", "report", second, "--out", str(tmp_path / "rep"))[0] == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    # singles and majority ask the same 3 members the same 4 items: all 24 calls came from the first run
+    assert f"- 24 of the cached calls came from the caches of earlier runs (`--cache-from` {first})" in report
+    assert f"--cache-from {first}" in report  # the reproduce command
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -113,6 +128,8 @@ def test_run_show_list_report_and_fit_trust(manyminds_home, tmp_path):
         (["-d", DATASET, "-s", "majority", "--limit", "0"], "--limit must be at least 1"),
         (["-s", "majority"], "Name at least one dataset"),
         (["--resume", "01ZZZZZZZZ"], "No eval run with id '01ZZZZZZZZ'"),
+        (["-d", DATASET, "-s", "majority", "--cache-from", "01ZZZZZZZZ"], "No eval run with id '01ZZZZZZZZ'"),
+        (["-d", DATASET, "-s", "majority", "--cache-from", "01ZZZZZZZZ", "--no-cache"], "which --no-cache turns off"),
     ],
 )
 def test_bad_input_exits_2_and_says_what_is_valid(args, message):

@@ -84,6 +84,39 @@ async def test_cache_shares_calls_but_every_strategy_pays_its_own_tokens():
     assert sum(r["extra"]["cached_calls"] for r in cached) == 2 * 3 * 6  # two of the three strategies were served
 
 
+async def test_cache_from_an_earlier_run_serves_its_calls_and_charges_the_same_tokens(tmp_path):
+    store = EvalStore(open_db(tmp_path / "eval.db"))
+    first, first_rows = await run(["single", "majority"], store=store)
+    council = toy_council()
+    second, rows = await run(["single", "majority", "council"], store=store, council=council,
+                             cache_from=[first.run_id[:12], first.run_id])  # fmt: skip
+    assert second.config.cache_from == [first.run_id]  # resolved and deduplicated: the report names it exactly
+    assert all(m.model.calls == [] for m in council.members)  # every member answer came from the first run
+    assert council.chair_model.calls  # the council's chair was not in it, so it was asked
+    key = lambda r: (r["strategy"], r["item_id"])
+    old = {key(r): r for r in first_rows}
+    for r in rows:
+        extra = r["extra"]
+        if key(r) in old:  # the same pair: the same answer, and charged the same tokens
+            assert (r["answer"], r["total_tokens"]) == (old[key(r)]["answer"], old[key(r)]["total_tokens"])
+            assert extra["borrowed_calls"] == extra["cached_calls"] == extra["calls"]
+        else:
+            assert r["strategy"] == "council" and extra["borrowed_calls"] == 3 < extra["calls"]
+    # only what this run paid for is stored with it; the borrowed entries stay the first run's
+    own, borrowed = store.load_cache(second.run_id), store.load_cache(first.run_id)
+    assert own and not own.keys() & borrowed.keys()
+    assert second.cache.borrowed == borrowed.keys()
+
+
+async def test_cache_from_needs_the_cache_and_a_run_that_exists(tmp_path):
+    with pytest.raises(InputError, match="--cache-from reuses calls through the call cache, which --no-cache"):
+        EvalConfig(datasets=["toy"], strategies=["single"], cache=False, cache_from=["01ABC"])
+    store = EvalStore(open_db(tmp_path / "eval.db"))
+    with pytest.raises(UnknownEvalRun, match="No eval run with id '01NOPE'"):
+        await run(["single"], store=store, cache_from=["01NOPE"])
+    assert store.list_runs() == []  # refused before a run was created
+
+
 async def test_self_consistency_k_matches_the_council_tokens_of_the_best_member():
     runner, rows = await run(["self-consistency"])
     assert {r["strategy"] for r in rows} >= {"council", "single:strong", "self-consistency"}  # added to choose k

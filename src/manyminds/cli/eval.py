@@ -62,14 +62,16 @@ def _parse_params(raw: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--trust-scope", type=click.Choice(["overall", "dataset", "category"]), default="overall", show_default=True,
               help="Which fitted weights +trust rows vote with: overall (what `ask` applies), or per dataset or category.")
 @click.option("--no-cache", is_flag=True, help="Do not share identical deterministic calls between strategies.")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="RUN",
+              help="Start from these eval runs' call caches: their identical deterministic calls are not made again.")
 @click.option("--resume", "resume_id", help="Continue an unfinished eval run (its stored settings are used).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Run the pairs as Ray tasks: alone, on a local Ray instance; or join auto, HOST:PORT, ray://HOST:PORT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @budget_options
 def eval_run(datasets, strategies, council_name, models, limit, seed, categories, params, judge, judge_sample,
-             concurrency, per_provider, trust_from, trust_scope, no_cache, resume_id, ray_address, as_json, max_cost, max_tokens,
-             max_seconds) -> None:  # fmt: skip
+             concurrency, per_provider, trust_from, trust_scope, no_cache, cache_from, resume_id, ray_address, as_json,
+             max_cost, max_tokens, max_seconds) -> None:  # fmt: skip
     """Run strategies over datasets; every (item, strategy) is stored the moment it is graded.
 
     --max-cost / --max-tokens / --max-seconds bound this invocation as a whole: when one is
@@ -86,9 +88,9 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
             raise InputError("--max-cost/--max-tokens/--max-seconds cannot be enforced with --ray (each Ray worker "
                              "calls the models itself); drop one or the other.")  # fmt: skip
         if resume_id:
-            if datasets or strategies or models or council_name or limit is not None:
-                click.echo("--resume uses the run's stored datasets, strategies, council and limit; the ones given "
-                           "here are ignored.", err=True)  # fmt: skip
+            if datasets or strategies or models or council_name or limit is not None or cache_from:
+                click.echo("--resume uses the run's stored datasets, strategies, council, limit and cache sources; "
+                           "the ones given here are ignored.", err=True)  # fmt: skip
             config, resume_id = _resumed_config(resume_id, concurrency, per_provider)
         else:
             config = EvalConfig(
@@ -96,7 +98,7 @@ def eval_run(datasets, strategies, council_name, models, limit, seed, categories
                 council=council_name, models=list(models) or None, categories=list(categories) or None,
                 params=_parse_params(params), judge=judge, judge_sample=judge_sample, concurrency=concurrency,
                 per_provider=per_provider, cache=not no_cache, trust_from=list(trust_from) or None,
-                trust_scope=trust_scope,
+                trust_scope=trust_scope, cache_from=list(cache_from) or None,
             )  # fmt: skip
     except ManymindsError as exc:
         fail(exc, as_json=as_json)

@@ -43,6 +43,7 @@ class PairJob:
     cache: dict[str, dict[str, Any]]
     slots: Any
     per_provider: int | None = None
+    borrowed: frozenset[str] = frozenset()  # the cache keys that came from other runs (--cache-from)
 
 
 @dataclass
@@ -63,7 +64,7 @@ class RayEval:
         slots = self.slots
         job = PairJob(key=f"{runner.run_id}:{self.phase}", recipe=self.recipe, config=runner.config, run_id=runner.run_id,
                       meta=runner.meta, sizes=runner.sizes, cache=dict(runner.cache.stored) if runner.config.cache else {},
-                      slots=slots, per_provider=runner.config.per_provider)  # fmt: skip
+                      slots=slots, per_provider=runner.config.per_provider, borrowed=runner.cache.borrowed)  # fmt: skip
         job_ref = ray.put(job)
         task = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=False)(_pair_task)
         pending = iter(pairs)
@@ -134,7 +135,7 @@ class _WorkerState:
         self.judge = job.recipe.build_model(job.config.judge) if job.config.judge else None
         self.runner = EvalRunner(base, job.config, {}, judge_model=self.judge)
         self.runner.run_id, self.runner.meta, self.runner.sizes = job.run_id, job.meta, job.sizes
-        self.runner.cache = CallCache(job.cache)
+        self.runner.cache = CallCache(job.cache, job.borrowed)
         self.council = with_cache(base, self.runner.cache) if job.config.cache else base
 
     def compute(self, item: Any, planned: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

@@ -30,6 +30,7 @@ class Tally:
 
     calls: int = 0
     cached: int = 0
+    borrowed: int = 0  # of `cached`: served from an earlier run's cache (`--cache-from`)
     new_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -40,9 +41,22 @@ class CallCache:
     """Completions of one eval run, by call. A call is cacheable when it is deterministic: at
     temperature 0, or with a seed (self-consistency samples carry one each)."""
 
-    def __init__(self, stored: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, stored: dict[str, dict[str, Any]] | None = None, borrowed: frozenset[str] = frozenset()) -> None:
         self.stored = dict(stored or {})
+        # Keys taken from other runs' caches: served like this run's own, counted apart so the
+        # report can say that those calls were made, and timed, by the earlier runs.
+        self.borrowed = frozenset(borrowed)
         self._inflight: dict[str, asyncio.Task[Completion]] = {}
+
+    def borrow(self, entries: dict[str, dict[str, Any]]) -> int:
+        """Add an earlier run's deterministic calls (`eval run --cache-from`); this run's own
+        entries win. Returns how many were new. Sound because a key is the whole call — model
+        name, messages and options — and only deterministic calls are cached; it does assume a
+        model name still means the same weights (true of the bundled local models)."""
+        new = {k: v for k, v in entries.items() if k not in self.stored}
+        self.stored.update(new)
+        self.borrowed |= new.keys()
+        return len(new)
 
     async def fetch(
         self, model: str, messages: list[Message], options: ModelOptions | None, call: Callable[[], Awaitable[Completion]]
@@ -72,6 +86,7 @@ class CallCache:
         if key in self.stored:
             if tally is not None:
                 tally.cached += 1
+                tally.borrowed += key in self.borrowed
             return Completion.from_dict(self.stored[key])  # logprobs included, so cached calls keep their signals
         task = self._inflight.get(key)
         if task is None:

@@ -66,6 +66,8 @@ def command_for(config: dict[str, Any]) -> str:
     scope = config.get("trust_scope", SCOPE_OF_OLDER_RUNS)
     if scope != "overall":
         args += ["--trust-scope", scope]
+    for run_id in config.get("cache_from") or []:
+        args += ["--cache-from", run_id]
     args += ["--concurrency", str(config.get("concurrency", 4))]
     return shlex.join(args)
 
@@ -120,6 +122,13 @@ def harness_sections(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
         "counted as if every strategy had made its own calls; seconds per question are wall time with the cache, "
         "so they understate the time of strategies whose calls others had already made."
     )
+    borrowed = sum((r.get("extra") or {}).get("borrowed_calls", 0) for r in rows)
+    sources = sorted({s for run in runs for s in (run["config"].get("cache_from") or [])})
+    if sources:
+        lines.append(
+            f"- {borrowed} of the cached calls came from the caches of earlier runs (`--cache-from` {', '.join(sources)}): "
+            "made, and timed, by those runs, so seconds per question understate every strategy that used them."
+        )
     errors = [r for r in rows if r.get("error")]
     if errors:
         kinds: dict[str, int] = {}

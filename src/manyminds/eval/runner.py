@@ -107,6 +107,9 @@ class EvalConfig:
     # Which of the fitted weights a "+trust" row votes with (eval/trust.py TRUST_SCOPES). "overall"
     # by default because that is what `ask` applies: the eval then measures what users get.
     trust_scope: str = "overall"
+    # Earlier eval runs whose call caches this one starts from: a changed strategy re-scored, or
+    # a larger slice grown from a smaller one, without asking the models the same calls again.
+    cache_from: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -121,6 +124,8 @@ class EvalConfig:
 
         if self.trust_scope not in TRUST_SCOPES:
             raise InputError(f"Unknown trust scope {self.trust_scope!r}: use one of {', '.join(TRUST_SCOPES)}.")
+        if self.cache_from and not self.cache:
+            raise InputError("--cache-from reuses calls through the call cache, which --no-cache turns off; drop one.")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -182,6 +187,8 @@ class EvalRunner:
             self.run_id = run_id or "memory"
             return self.run_id
         if run_id is None:
+            if self.config.cache_from:  # full ids in the stored config, so the report names them exactly
+                self.config.cache_from = list(dict.fromkeys(self.store.resolve(r) for r in self.config.cache_from))
             self.run_id = self.store.create_run(self.base_council.name, self.config.to_dict(), self.base_council.describe(), self.plan_doc())
         else:
             run = self.store.get_run(run_id)
@@ -192,6 +199,9 @@ class EvalRunner:
             self.results = self.store.items(self.run_id)
             if self.config.cache:
                 self.cache = CallCache(self.store.load_cache(self.run_id))
+        if self.config.cache:
+            for source in self.config.cache_from or []:  # a source deleted since adds nothing
+                self.cache.borrow(self.store.load_cache(source))
         return self.run_id
 
     # --- running ----------------------------------------------------------------------
@@ -326,7 +336,7 @@ class EvalRunner:
                 correct, method, grade_error, parsed = g.correct, g.method, g.error, g.parsed
             except Exception as exc:  # noqa: BLE001 - an ungradable answer is wrong, never a crash
                 correct, method, grade_error, parsed = False, "error", f"{type(exc).__name__}: {exc}", None
-        extra: dict[str, Any] = {"calls": tally.calls, "cached_calls": tally.cached, "parsed": parsed, "params": params}
+        extra: dict[str, Any] = {"calls": tally.calls, "cached_calls": tally.cached, "borrowed_calls": tally.borrowed, "parsed": parsed, "params": params}
         if verdict is not None and planned.strategy != "single":
             from ..calibration import features
 
