@@ -48,15 +48,14 @@ class CallCache:
         self.borrowed = frozenset(borrowed)
         self._inflight: dict[str, asyncio.Task[Completion]] = {}
 
-    def borrow(self, entries: dict[str, dict[str, Any]]) -> int:
+    def borrow(self, entries: dict[str, dict[str, Any]]) -> None:
         """Add an earlier run's deterministic calls (`eval run --cache-from`); this run's own
-        entries win. Returns how many were new. Sound because a key is the whole call — model
+        entries win. Sound because a key is the whole call — model
         name, messages and options — and only deterministic calls are cached; it does assume a
         model name still means the same weights (true of the bundled local models)."""
         new = {k: v for k, v in entries.items() if k not in self.stored}
         self.stored.update(new)
         self.borrowed |= new.keys()
-        return len(new)
 
     async def fetch(
         self, model: str, messages: list[Message], options: ModelOptions | None, call: Callable[[], Awaitable[Completion]]
