@@ -134,6 +134,14 @@ def test_eval_run_refuses_bad_budgets():
     assert code == 2 and "Invalid value for '--max-seconds': 0.0 is not in the range x>0." in err
 
 
+def test_an_eval_budget_too_small_for_one_call_is_refused_before_a_run_is_stored(manyminds_home):
+    (manyminds_home / "settings.toml").write_text(EVAL_COUNCIL)
+    code, _, err = invoke("eval", "run", "-d", DATASET, "-s", "single", "-s", "majority", "--limit", "2",
+                          "--max-tokens", "20")  # fmt: skip
+    assert code == 2 and "--max-tokens 20 is too small for even one member" in err
+    assert json.loads(invoke("eval", "list", "--json")[1]) == []  # not a run of stored errors
+
+
 # --- the Pareto frontier -----------------------------------------------------------------------
 
 # (accuracy over 4 items, tokens per question, seconds per question, cost per question)

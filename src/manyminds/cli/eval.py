@@ -2,7 +2,7 @@
 
     manyminds eval run -d strategyqa -s all --limit 100 --seed 0      # stored as it goes
     manyminds eval run --resume ID                                    # after a crash or kill -9
-    manyminds eval list | show ID | report ID --out DIR | fetch all | fit-trust ID… | calibrate ID…
+    manyminds eval list | show ID | report ID --out DIR | export ID | import FILE | fetch all | fit-trust ID… | calibrate ID…
 
 Progress goes to stderr (a bar with ETA and running accuracy in a terminal, a line every few
 seconds otherwise), so `--json` output on stdout stays clean.
@@ -356,6 +356,57 @@ def eval_report(run_ids: tuple[str, ...], out_dir: str | None, title: str | None
         echo_json({"report": str(path), "dir": str(path.parent)})
     else:
         click.echo(f"Report written to {path}")
+
+
+@eval_group.command("export")
+@click.argument("run_id")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write (gzip-compressed when it ends in .gz) [default: eval-run-ID.jsonl.gz].")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written, as JSON.")
+def eval_export(run_id: str, out_path: Path | None, as_json: bool) -> None:
+    """Write one eval run — settings, every stored item, its call cache — to a file that
+    `manyminds eval import` reads on another machine (where --resume can finish it)."""
+    from ..errors import InputError, ManymindsError
+    from ..eval.store import EvalStore
+    from ..eval.transfer import export_run
+    from ..store import open_db
+
+    try:
+        store = EvalStore(open_db())
+        path = out_path or Path(f"eval-run-{store.resolve(run_id)}.jsonl.gz")
+        done = export_run(store, run_id, path)
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    except OSError as exc:
+        fail(InputError(f"Cannot write {exc.filename or path}: {exc.strerror or exc}."), as_json=as_json)
+    if as_json:
+        echo_json(done)
+    else:
+        click.echo(f"Eval run {done['run_id']} ({done['status']}): {done['items']} items and {done['cache']} cached "
+                   f"calls written to {done['path']}")  # fmt: skip
+
+
+@eval_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print what was imported, as JSON.")
+def eval_import(path: Path, as_json: bool) -> None:
+    """Read a file written by `manyminds eval export` into this run store. All or nothing:
+    a damaged or cut-short file imports nothing."""
+    from ..errors import ManymindsError
+    from ..eval.store import EvalStore
+    from ..eval.transfer import import_run
+    from ..store import open_db
+
+    try:
+        done = import_run(EvalStore(open_db()), path)
+    except ManymindsError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        echo_json(done)
+        return
+    click.echo(f"Imported eval run {done['run_id']} ({done['status']}): {done['items']} items, {done['cache']} cached calls.")
+    if done["status"] == "incomplete":
+        click.echo(f"Continue it with: manyminds eval run --resume {done['run_id']}")
 
 
 @eval_group.command("fetch")

@@ -183,6 +183,7 @@ class EvalRunner:
     def start(self, run_id: str | None = None) -> str:
         """Create the stored run, or take over `run_id` (a resume: its stored pairs are skipped,
         its cache and its choices — k, weights — reused)."""
+        self._precheck_budget()
         if self.store is None:
             self.run_id = run_id or "memory"
             return self.run_id
@@ -203,6 +204,14 @@ class EvalRunner:
             for source in self.config.cache_from or []:  # a source deleted since adds nothing
                 self.cache.borrow(self.store.load_cache(source))
         return self.run_id
+
+    def _precheck_budget(self) -> None:
+        """A budget too small for even one member's call on the shortest question is refused
+        before a run is stored or a model asked; otherwise every pair would be stored as an
+        error and the run would look complete."""
+        prompts = [prompt_for(item) for items in self.items.values() for item in items]
+        if self.budget is not None and prompts:
+            BudgetTracker(self.budget).precheck(min(prompts, key=len), self.base_council.members, self.base_council.chair_model)
 
     # --- running ----------------------------------------------------------------------
 
