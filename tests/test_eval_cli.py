@@ -120,6 +120,16 @@ def test_a_run_started_from_another_runs_cache_says_so_in_its_report(manyminds_h
     assert f"--cache-from {first}" in report  # the reproduce command
 
 
+def test_the_trust_scope_given_is_the_one_stored_and_reproduced(manyminds_home, tmp_path):
+    code, out, err = invoke("eval", "run", "-d", DATASET, "-s", "council+trust", *MODELS, "--limit", "4",
+                            "--trust-scope", "category", "--json")  # fmt: skip
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert json.loads(invoke("eval", "show", run_id, "--json")[1])["config"]["trust_scope"] == "category"
+    assert invoke("eval", "report", run_id, "--out", str(tmp_path / "rep"))[0] == 0
+    assert "--trust-scope category" in (tmp_path / "rep" / "report.md").read_text()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -130,6 +140,7 @@ def test_a_run_started_from_another_runs_cache_says_so_in_its_report(manyminds_h
         (["--resume", "01ZZZZZZZZ"], "No eval run with id '01ZZZZZZZZ'"),
         (["-d", DATASET, "-s", "majority", "--cache-from", "01ZZZZZZZZ"], "No eval run with id '01ZZZZZZZZ'"),
         (["-d", DATASET, "-s", "majority", "--cache-from", "01ZZZZZZZZ", "--no-cache"], "which --no-cache turns off"),
+        (["-d", DATASET, "-s", "majority+trust", "--trust-scope", "topic"], "Invalid value for '--trust-scope': 'topic'"),
     ],
 )
 def test_bad_input_exits_2_and_says_what_is_valid(args, message):
