@@ -84,6 +84,7 @@ def build_report(store: EvalStore, run_ids: list[str], out_dir: Path, *, title: 
     """report.md (+ figures, summary.json) for the runs, with the harness's own sections."""
     from .records import to_item_result
     from .report import write_report
+    from .tiers import AUTO, router_section
 
     runs, rows = load_runs(store, run_ids)
     results = [to_item_result(r) for r in rows]
@@ -107,6 +108,12 @@ def build_report(store: EvalStore, run_ids: list[str], out_dir: Path, *, title: 
     baselines = {"the default (council)": DEFAULT_STRATEGY} if DEFAULT_STRATEGY in labels and len(labels) > 1 else None
     path = write_report(results, out_dir, title=title or f"manyminds evaluation {first['id']}", meta=meta, baselines=baselines)
     extra = harness_sections(runs, rows)
+    if AUTO in labels:
+        routes: dict[tuple[str, str], Any] = {}
+        for run in runs:  # as with the rows, a pair two runs made counts once: the first run's
+            for r in store.items(run["id"], strategy=AUTO, with_verdict=True):
+                routes.setdefault((r["dataset"], r["item_id"]), (r.get("verdict") or {}).get("route"))
+        extra = router_section(rows, routes) + extra
     with path.open("a", encoding="utf-8") as fh:
         fh.write("\n" + "\n".join(extra) + "\n")
     return path
