@@ -55,7 +55,7 @@ def _dataset_lines(dataset: str, per_tier: dict[str, dict[str, dict[str, Any]]],
     def mean(tier: str, column: str) -> float:
         return sum(float(per_tier[tier][i].get(column) or 0) for i in common) / n
 
-    auto_tokens, auto_seconds = mean(AUTO, "total_tokens"), mean(AUTO, "seconds")
+    auto_tokens = mean(AUTO, "total_tokens")
     lines = [f"**{dataset}**, the {n} items every tier answered:", "",
              "| tier | accuracy | tokens / q | s / q | auto − tier, points [95%] | auto's tokens ÷ tier's |",
              "|---|---:|---:|---:|---|---:|"]  # fmt: skip
