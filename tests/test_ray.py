@@ -165,6 +165,11 @@ async def test_per_provider_caps_hold_across_the_cluster(cluster, tmp_path):
     # Two workers each fanning out to three members at once: only the cap stops them at 2.
     assert stats["limits"] == {"scripted": 2}
     assert stats["peak"] == {"scripted": 2}
+    # Releases are sent, not awaited: the last ones may reach the actor after the run returns
+    deadline = time.monotonic() + 30
+    while stats["held"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats = ray.get(on_ray.slots.stats.remote())
     assert stats["held"] == {}
 
 
@@ -422,3 +427,26 @@ def test_bad_lines_name_their_line_and_the_others_still_run(tmp_path, manyminds_
     summary = json.loads(result.stdout)
     assert (summary["skipped"], summary["ok"], summary["failed"]) == (3, 3, 5)
     assert query(db, "SELECT count(*) FROM runs WHERE status = 'complete'") == [(3,)]
+
+
+async def test_a_wait_withdrawn_before_its_slot_is_granted_never_holds_it():
+    """The slot actor's class on its own (no Ray needed): a caller cancelled while it waits
+    withdraws its lease by name, so the slot is not held until the lease expires."""
+    import asyncio
+
+    from manyminds.distributed.limits import ProviderSlots
+
+    slots = ProviderSlots(lease_s=900)
+    first = await slots.acquire("p", 1, lease="first")
+    waiting = asyncio.ensure_future(slots.acquire("p", 1, lease="second"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # the one slot is held
+    await slots.release("second")  # the waiter gave up before it was granted
+    assert await asyncio.wait_for(waiting, 5) == "second"
+    assert (await slots.stats())["held"] == {"p": 1}  # still only the first
+    await slots.release(first)
+    assert (await slots.stats())["held"] == {}
+    await slots.release("third")  # withdrawn before it even asked: its later ask holds nothing
+    assert await slots.acquire("p", 1, lease="third") == "third"
+    assert (await slots.stats())["held"] == {} and slots.withdrawn == {}
+    assert await slots.acquire("p", 1) and (await slots.stats())["held"] == {"p": 1}  # an unnamed ask still holds

@@ -44,6 +44,9 @@ class ProviderSlots:
         self.holders: dict[str, tuple[str, int]] = {}  # lease → (node id, pid)
         self.node: str | None = None
         self.peak: dict[str, int] = {}
+        # Leases released before they were granted (the asker was cancelled while it waited):
+        # never granted, so a cancelled wait cannot leave a slot held until its lease expires
+        self.withdrawn: dict[str, float] = {}
         self._changed: asyncio.Condition | None = None
 
     def _held(self, provider: str) -> int:
@@ -56,22 +59,29 @@ class ProviderSlots:
             if expires < now or (pid and node == self.node and not _alive(pid)):
                 del self.leases[lease]
                 self.holders.pop(lease, None)
+        for lease, expires in list(self.withdrawn.items()):
+            if expires < now:
+                del self.withdrawn[lease]
 
-    async def acquire(self, provider: str, limit: int, holder: tuple[str, int] | None = None) -> str:
-        """Wait for one of `provider`'s slots (the first limit given holds, as in-process)."""
+    async def acquire(self, provider: str, limit: int, holder: tuple[str, int] | None = None,
+                      lease: str | None = None) -> str:  # fmt: skip
+        """Wait for one of `provider`'s slots (the first limit given holds, as in-process).
+        `lease` is the asker's name for it, so it can withdraw a wait it gave up on."""
         if self._changed is None:
             self._changed = asyncio.Condition()
+        lease = lease or uuid.uuid4().hex
         async with self._changed:
             cap = self.limits.setdefault(provider, max(1, int(limit)))
             while True:
                 self._reap()
+                if self.withdrawn.pop(lease, None) is not None:
+                    return lease  # released while waiting: nothing is held
                 if self._held(provider) < cap:
                     break
                 try:  # woken by a release, or every second to reap expired leases
                     await asyncio.wait_for(self._changed.wait(), timeout=1.0)
                 except asyncio.TimeoutError:
                     pass
-            lease = uuid.uuid4().hex
             self.leases[lease] = (provider, time.monotonic() + self.lease_s)
             if holder is not None:
                 self.holders[lease] = holder
@@ -82,7 +92,8 @@ class ProviderSlots:
         if self._changed is None:
             self._changed = asyncio.Condition()
         async with self._changed:
-            self.leases.pop(lease, None)
+            if self.leases.pop(lease, None) is None:  # not granted yet (or expired): never grant it
+                self.withdrawn[lease] = time.monotonic() + self.lease_s
             self.holders.pop(lease, None)
             self._changed.notify_all()
 
@@ -139,8 +150,14 @@ class ClusterLimiter(ProviderLimiter):
             async with super().slot(provider, limit):
                 yield
             return
+        lease = uuid.uuid4().hex
         try:
-            lease = await self.actor.acquire.remote(provider, limit, self.holder)
+            await self.actor.acquire.remote(provider, limit, self.holder, lease)
+        except asyncio.CancelledError:
+            # Cancelled while waiting (early consensus, a member's timeout): the actor may grant
+            # the slot after we stopped listening, so withdraw it by name either way.
+            self.actor.release.remote(lease)
+            raise
         except Exception as exc:  # the actor is gone (its node lost, its driver dead): not the model's fault
             self.broken = exc
             raise
