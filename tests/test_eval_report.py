@@ -119,7 +119,7 @@ def test_lifts_by_hand(report):
 
 def test_flags_where_the_default_falls_short(report):
     _, text = report
-    flags = text.split("## Where the default strategy falls short\n", 1)[1].split("\n## ", 1)[0]
+    flags = text.split("## Where the default strategy falls short\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     sentences = [l for l in flags.splitlines() if l.startswith("- ")]
     # d1: 25% against single:x's 50%. A: 50% against single:x's 100%. B: 0% against single:y's 50%.
     assert len(sentences) == 3

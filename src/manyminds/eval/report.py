@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from .ceiling import ceiling_lines
 from .metrics import (
     CONFIDENT,
     LEVEL,
@@ -190,6 +191,9 @@ def _markdown(
                          f"{_pts(r['lift'])} [{_pts(r['ci_low'])}, {_pts(r['ci_high'])}] |")  # fmt: skip
     lines += ["", "## Where the default strategy falls short", ""]
     lines += _flags(summary, lift_rows, meta.get("default_strategy"))
+    ceiling = ceiling_lines(results)
+    if ceiling:
+        lines += ["", "### What the members allow", "", *ceiling]
     lines += ["", "## Figures", ""]
     if figures["reliability"]:
         lines += [f"![Reliability diagram]({figures['reliability']})", ""]
