@@ -102,7 +102,7 @@ def test_a_plain_jsonl_export_round_trips_and_an_unknown_run_is_refused(stopped_
     code, _, err = invoke("eval", "export", "01NOSUCHRUN", "-o", str(tmp_path / "x.jsonl"))
     assert code == 2 and "No eval run with id '01NOSUCHRUN'" in err and not (tmp_path / "x.jsonl").exists()
     code, _, err = invoke("eval", "export", stopped_run, "-o", str(tmp_path / "no" / "such" / "dir.jsonl"))
-    assert code == 2 and "Cannot write" in err and "No such file or directory" in err
+    assert code == 2 and f"Cannot write {tmp_path / 'no' / 'such' / 'dir.jsonl'}: No such file or directory" in err
     monkeypatch.setenv("MANYMINDS_DB", str(manyminds_home / "second.db"))
     code, out, err = invoke("eval", "import", str(plain), "--json")
     assert code == 0, err

@@ -371,6 +371,7 @@ def eval_export(run_id: str, out_path: Path | None, as_json: bool) -> None:
     from ..eval.transfer import export_run
     from ..store import open_db
 
+    path = out_path
     try:
         store = EvalStore(open_db())
         path = out_path or Path(f"eval-run-{store.resolve(run_id)}.jsonl.gz")
@@ -378,7 +379,7 @@ def eval_export(run_id: str, out_path: Path | None, as_json: bool) -> None:
     except ManymindsError as exc:
         fail(exc, as_json=as_json)
     except OSError as exc:
-        fail(InputError(f"Cannot write {exc.filename or path}: {exc.strerror or exc}."), as_json=as_json)
+        fail(InputError(f"Cannot write {path or exc.filename}: {exc.strerror or exc}."), as_json=as_json)
     if as_json:
         echo_json(done)
     else:
