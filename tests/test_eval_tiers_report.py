@@ -37,7 +37,17 @@ def test_auto_close_to_deep_at_a_third_of_its_tokens_meets_the_target():
     assert "Where the router sent them: 8 quick, 2 deep." in lines
     target = next(line for line in lines if line.startswith("Target"))
     assert "**met** — auto − deep +0.0 points [+0.0, +0.0], at 33% of deep's tokens." in target
-    assert "Why" not in target
+    assert "Why" not in target and "Not shown" not in target  # no disagreement: the interval is a point
+
+
+def test_a_target_met_on_the_estimate_but_not_at_95_percent_says_so():
+    # 40 items: auto right on 20, deep on 19 (auto +2.5 points), 6 disagreements either way
+    deep = [1] * 19 + [0] * 21
+    auto = [1] * 16 + [0] * 3 + [1] * 4 + [0] * 17
+    lines = router_section(_rows("tier:auto", auto, 100) + _rows("tier:deep", deep, 1000), {}, n_boot=500)
+    target = next(line for line in lines if line.startswith("Target"))
+    assert "**met** — auto − deep +2.5 points [" in target and "Why" not in target
+    assert "Not shown at 95%: the interval reaches -" in target and "more items are needed" in target
 
 
 def test_a_missed_target_says_which_half_and_why():

@@ -91,9 +91,10 @@ def _target_line(dataset: str, per_tier: dict[str, dict[str, dict[str, Any]]], c
             f"tokens): **{'met' if close and cheap else 'not met'}** — auto − deep {d:+.1f} points "
             f"[{lo:+.1f}, {hi:+.1f}], at {share:.0%} of deep's tokens.")  # fmt: skip
     why: list[str] = []
+    caveat = ""
     if close and lo < -TARGET_POINTS:
-        why.append(f"the interval reaches {lo:+.1f}, so more items are needed to show auto is within "
-                   f"{TARGET_POINTS:g} point at 95%")  # fmt: skip
+        caveat = (f" Not shown at 95%: the interval reaches {lo:+.1f}, so more items are needed to show auto is "
+                  f"within {TARGET_POINTS:g} point of deep.")  # fmt: skip
     if not close:
         lost = Counter(route.get("tier", "unknown") for i, route in zip(common, chosen)
                        if per_tier["tier:deep"][i]["correct"] and not per_tier[AUTO][i]["correct"])  # fmt: skip
@@ -105,4 +106,4 @@ def _target_line(dataset: str, per_tier: dict[str, dict[str, dict[str, Any]]], c
         kinds = Counter("escalated" if r.get("escalated") else r.get("kind", "unknown") for r in deep)
         why.append(f"{len(deep)} of {len(common)} items went to deep (" + ", ".join(f"{v} {k}" for k, v in
                    sorted(kinds.items(), key=lambda kv: -kv[1])) + "), each at about deep's cost")  # fmt: skip
-    return head + (" Why: " + "; ".join(why) + "." if why else "")
+    return head + (" Why: " + "; ".join(why) + "." if why else "") + caveat
