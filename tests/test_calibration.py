@@ -359,3 +359,6 @@ def test_the_shipped_calibrators_fit_the_bundled_local_councils(manyminds_home):
         fit = check_entry(entry["strategies"]["council"], str(path))
         assert fit["items"] >= MIN_ITEMS and fit["runs"] and fit["datasets"]
         assert find_calibrator(council, "council")[0] == fit
+        for strategy, fitted in entry["strategies"].items():  # e.g. the effort tiers of local-plus
+            assert find_calibrator(council, strategy)[0] == check_entry(fitted, str(path)), strategy
+            assert fitted["items"] >= MIN_ITEMS and fitted["runs"]
