@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from .ceiling import ceiling_lines
+from .ceiling import SINGLE_PREFIX, ceiling_lines
 from .metrics import (
     CONFIDENT,
     LEVEL,
@@ -42,7 +42,6 @@ RELIABILITY_PNG = "reliability.png"
 TOKENS_PNG = "accuracy_tokens.png"
 RISK_COVERAGE_PNG = "risk_coverage.png"
 SUMMARY_JSON = "summary.json"
-SINGLE_PREFIX = "single:"
 TABLE_HEAD = "| Strategy | n | Accuracy [95% CI] | AUROC | ECE | Confidently wrong | Tokens/q | Cost/q | s/q |"
 SELF_CONSISTENCY_PREFIX = "self-consistency"
 

@@ -32,6 +32,9 @@ _ITEM_COLUMNS = (
     "grade_method, grade_error, input_tokens, output_tokens, total_tokens, cost_usd, seconds, error, extra, "
     "verdict, finished_at"
 )
+ITEM_FIELDS = tuple(c.strip() for c in _ITEM_COLUMNS.split(","))
+RUN_JSON_COLUMNS = ("config", "snapshot", "plan", "meta", "error")  # stored as JSON text
+ITEM_JSON_COLUMNS = ("error", "extra", "verdict")
 
 
 class UnknownEvalRun(InputError):
@@ -127,7 +130,7 @@ class EvalStore:
         return [self._run_out(dict(r)) for r in self.db.query(sql, params)]
 
     def _run_out(self, row: dict[str, Any]) -> dict[str, Any]:
-        for key in ("config", "snapshot", "plan", "meta", "error"):
+        for key in RUN_JSON_COLUMNS:
             row[key] = from_json(row[key])
         row["status"] = live_status(row)
         counts = self.db.execute(
@@ -151,7 +154,7 @@ class EvalStore:
         writes an item twice."""
         values = {**row, "error": to_json(row.get("error")), "extra": to_json(row.get("extra") or {}),
                   "verdict": to_json(row.get("verdict")), "finished_at": row.get("finished_at") or now_iso()}
-        columns = [c.strip() for c in _ITEM_COLUMNS.split(",")]
+        columns = ITEM_FIELDS
         with write_transaction(self.db):
             cur = self.db.execute(
                 f"INSERT OR IGNORE INTO eval_items ({_ITEM_COLUMNS}) VALUES ({', '.join('?' for _ in columns)})",
@@ -179,7 +182,7 @@ class EvalStore:
         out = []
         for row in self.db.query(sql + " ORDER BY rowid", params):
             row = dict(row)
-            for key in ("error", "extra", "verdict"):
+            for key in ITEM_JSON_COLUMNS:
                 if key in row:
                     row[key] = from_json(row[key])
             out.append(row)

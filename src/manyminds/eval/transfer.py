@@ -29,13 +29,10 @@ import sqlite_utils
 
 from ..errors import InputError
 from ..store.db import from_json, to_json, write_transaction
-from .store import _ITEM_COLUMNS, EvalStore
+from .store import _ITEM_COLUMNS, ITEM_FIELDS, ITEM_JSON_COLUMNS, RUN_JSON_COLUMNS, EvalStore
 
 FORMAT = "manyminds-eval-run"
 VERSION = 1
-_RUN_JSON = ("config", "snapshot", "plan", "meta", "error")
-_ITEM_JSON = ("error", "extra", "verdict")
-_ITEM_FIELDS = tuple(c.strip() for c in _ITEM_COLUMNS.split(","))
 
 
 def _open(path: Path, mode: str) -> IO[str]:
@@ -50,7 +47,7 @@ def export_run(store: EvalStore, run_id_or_prefix: str, path: Path) -> dict[str,
     run_id = store.resolve(run_id_or_prefix)
     db = store.db
     run = dict(next(db.query("SELECT * FROM eval_runs WHERE id = ?", [run_id])))
-    for key in _RUN_JSON:
+    for key in RUN_JSON_COLUMNS:
         run[key] = from_json(run[key])
     # A failed export never leaves a file that looks whole (the temporary name keeps the suffix)
     tmp = path.with_name(f".part-{path.name}")
@@ -72,7 +69,7 @@ def _write(db: sqlite_utils.Database, run: dict[str, Any], tmp: Path) -> tuple[i
         out.write(_line({"format": FORMAT, "version": VERSION, "manyminds": __version__, "run": run}))
         for row in db.query(f"SELECT {_ITEM_COLUMNS} FROM eval_items WHERE run_id = ? ORDER BY rowid", [run_id]):
             row = dict(row)
-            for key in _ITEM_JSON:
+            for key in ITEM_JSON_COLUMNS:
                 row[key] = from_json(row[key])
             out.write(_line({"item": row}))
             items += 1
@@ -131,7 +128,7 @@ def import_run(store: EvalStore, path: Path) -> dict[str, Any]:
     run = {c: run[c] for c in known if c in run}
     if run.get("status") == "running":
         run["status"] = "incomplete"  # its process is not here: resumable, not live
-    for key in _RUN_JSON:
+    for key in RUN_JSON_COLUMNS:
         run[key] = to_json(run.get(key))
     items = cache = 0
     end: dict[str, Any] | None = None
@@ -171,8 +168,8 @@ def _item_row(item: Any, run_id: str, path: Path, number: int) -> dict[str, Any]
         raise InputError(f"{path}: line {number}: the item has no {', '.join(missing)}.")
     if item.get("run_id") != run_id:
         raise InputError(f"{path}: line {number}: the item belongs to run {item.get('run_id')!r}, not {run_id}.")
-    row = {c: item.get(c) for c in _ITEM_FIELDS}
-    for key in _ITEM_JSON:
+    row = {c: item.get(c) for c in ITEM_FIELDS}
+    for key in ITEM_JSON_COLUMNS:
         row[key] = to_json(row[key])
     return row
 
